@@ -1,0 +1,5 @@
+import sys
+
+from unetpp.cli.main import main
+
+sys.exit(main())

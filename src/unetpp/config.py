@@ -1,0 +1,95 @@
+"""Frozen configuration: the only home of the model's and the pre-processing's constants."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+UP_MODES = ("nearest", "bilinear")
+NB_FILTER = (32, 64, 128, 256, 512)
+INPUT_NAME = "actual_input_1"
+OUTPUT_NAME = "output1"
+DEFAULT_OPSET = 11
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """NestedUNet hyper-parameters; travels with every checkpoint of ours."""
+
+    num_classes: int = 1
+    input_channels: int = 3
+    deep_supervision: bool = False
+    up_mode: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.up_mode not in UP_MODES:
+            from unetpp.errors import expected_found, UnetppError
+
+            raise UnetppError(expected_found("up_mode", " or ".join(UP_MODES), repr(self.up_mode)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        keys = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """The guide's network input: BGR uint8 96x96, ImageNet Normalize in BGR order, then an extra /255."""
+
+    size: int = 96
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    extra_divide: float = 255.0
+    channel_order: str = "BGR"
+    threshold: float = 0.5  # on raw logits, as the guide's post-processing
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.size, self.size)
+
+    @property
+    def input_nbytes(self) -> int:
+        return 4 * 3 * self.size * self.size
+
+    @property
+    def output_nbytes(self) -> int:
+        return 4 * self.size * self.size
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PreprocessConfig":
+        keys = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in d.items() if k in keys}
+        for k in ("mean", "std"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Upstream train.py's recipe as defaults (REFERENCE.md), nearest upsampling as the guide."""
+
+    epochs: int = 100
+    batch_size: int = 16
+    loss: str = "BCEDiceLoss"
+    optimizer: str = "SGD"
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    seed: int = 41
+    augment: bool = True
+    bn_recalibrate: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
