@@ -10,6 +10,8 @@ NB_FILTER = (32, 64, 128, 256, 512)
 INPUT_NAME = "actual_input_1"
 OUTPUT_NAME = "output1"
 DEFAULT_OPSET = 11
+TRAIN_LOSSES = ("BCEDiceLoss", "LovaszHingeLoss")
+TRAIN_OPTIMIZERS = ("SGD", "Adam")
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.up_mode not in UP_MODES:
-            from unetpp.errors import expected_found, UnetppError
+            from unetpp.errors import UnetppError, expected_found
 
             raise UnetppError(expected_found("up_mode", " or ".join(UP_MODES), repr(self.up_mode)))
 
@@ -31,7 +33,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         keys = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in keys})
 
@@ -65,7 +67,7 @@ class PreprocessConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PreprocessConfig":
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
         keys = {f for f in cls.__dataclass_fields__}
         kw = {k: v for k, v in d.items() if k in keys}
         for k in ("mean", "std"):
@@ -90,6 +92,27 @@ class TrainConfig:
     augment: bool = True
     bn_recalibrate: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        from unetpp.errors import UnetppError, expected_found
+
+        checks = [
+            ("loss", self.loss in TRAIN_LOSSES, " or ".join(TRAIN_LOSSES), repr(self.loss)),
+            ("optimizer", self.optimizer in TRAIN_OPTIMIZERS, " or ".join(TRAIN_OPTIMIZERS), repr(self.optimizer)),
+            ("epochs", self.epochs >= 1, "at least 1", self.epochs),
+            ("batch_size", self.batch_size >= 1, "at least 1", self.batch_size),
+            ("lr", self.lr > 0, "a positive number", self.lr),
+            ("min_lr", 0 <= self.min_lr <= self.lr, f"between 0 and lr ({self.lr})", self.min_lr),
+        ]
+        for what, ok, expected, found in checks:
+            if not ok:
+                raise UnetppError(expected_found(f"training {what}", expected, found))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        keys = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in keys})

@@ -12,6 +12,9 @@ from typing import Any
 
 from unetpp.errors import OutputError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def ensure_dir(path: str | Path) -> Path:
     path = Path(path)
@@ -31,6 +34,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode a plain open() would
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -1,0 +1,25 @@
+# The two commands of the README: `make run` (main job) and `make test` (tests). Both set up .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: setup run test lint
+setup: $(STAMP)
+
+# torch is pinned to 2.13.0 and installed first: an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[dev,train,openvino,bench]'
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/unetpp run $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+
+test: lint
+	$(PY) -m pytest -q

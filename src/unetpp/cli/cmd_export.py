@@ -1,0 +1,32 @@
+"""`unetpp export [CHECKPOINT] -o OUT.onnx`: the guide's pth2onnx step, with a parity check against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from unetpp.config import DEFAULT_OPSET, UP_MODES
+from unetpp.model.export import export_onnx, format_report
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint to ONNX (opset 11, dynamic batch) and check it against PyTorch",
+        description="Export with the TorchScript exporter (input actual_input_1, output output1, dynamic axis 0), "
+        "run onnx.checker, compare onnxruntime with PyTorch on nuclei-like input and write OUT.parity.json.",
+    )
+    p.add_argument("checkpoint", nargs="?", type=Path, default=None,
+                   help="unetpp .pt or upstream model.pth (with config.yml beside it); default: the shipped one")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--batch", type=int, default=None, help="fix the batch size (default: dynamic)")
+    p.add_argument("--up-mode", choices=UP_MODES, default=None,
+                   help="override the upsampling (upstream .pth files do not record it; default nearest)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    report = export_onnx(args.checkpoint, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode)
+    print(format_report(report))
+    return 0

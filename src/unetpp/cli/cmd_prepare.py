@@ -1,0 +1,33 @@
+"""`unetpp prepare SRC DST`: DSB2018 stage1_train -> dsb2018_96 (images/, masks/0/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from unetpp.data.paths import read_ids
+from unetpp.data.prepare import find_stage1_train, prepare_dsb2018
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "prepare",
+        help="resize DSB2018 stage1_train to the dsb2018_96 layout",
+        description="Convert stage1_train/<id>/{images,masks} to DST/images/<id>.png and DST/masks/0/<id>.png "
+        "as upstream preprocess_dsb2018.py (BGR, INTER_LINEAR, union of instance masks). Reruns skip done ids.",
+    )
+    p.add_argument("src", type=Path, help="the stage1_train folder, or a dataset root holding stage1_train/")
+    p.add_argument("dst", type=Path, help="output root, e.g. inputs/dsb2018_96")
+    p.add_argument("--size", type=int, default=96, help="output side in pixels (default 96)")
+    p.add_argument("--ids", type=Path, default=None, help="only the ids listed in this file (one per line)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    stage1 = find_stage1_train(args.src)
+    ids = read_ids(args.ids) if args.ids else None
+    written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress)
+    total = len(list((args.dst / "images").glob("*.png")))
+    print(f"prepared {written} new sample(s) from {stage1} into {args.dst} ({total} images there in all)")
+    return 0

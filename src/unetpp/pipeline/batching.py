@@ -1,0 +1,85 @@
+"""Group input files into batches as ais_bench does: sorted, `batchsize` at a time, a short last batch padded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from unetpp.config import PreprocessConfig
+from unetpp.data.preprocess import list_inputs, read_input
+from unetpp.errors import InputError, expected_found
+
+
+@dataclass(frozen=True)
+class Batch:
+    """`files` are the real inputs; `n_pad` copies of the last one fill the batch and are never written out."""
+
+    index: int
+    files: tuple[Path, ...]
+    n_pad: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.files) + self.n_pad
+
+    def load(self, cfg: PreprocessConfig | None = None) -> np.ndarray:
+        """Read the files (sizes validated) into one float32 (batchsize, 3, S, S) array, padding included."""
+        arrays = [read_input(p, cfg) for p in self.files]
+        arrays += [arrays[-1]] * self.n_pad
+        return np.stack(arrays)
+
+
+def output_stem(path: Path) -> str:
+    """ais_bench names outputs after the input name up to its first dot."""
+    return path.name.split(".", 1)[0]
+
+
+def gather_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Expand each entry (a folder of .bin/.npy, sorted; or one file) into one list; names must be unique."""
+    files: list[Path] = []
+    for entry in inputs:
+        p = Path(entry)
+        if p.is_dir():
+            files.extend(list_inputs(p))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(expected_found("--input", "a folder of .bin/.npy files or a file", f"nothing at {p}"))
+    seen: dict[str, Path] = {}
+    for f in files:
+        stem = output_stem(f)
+        if stem in seen:
+            raise InputError(expected_found("input names", "unique names (each gives <name>_0.<fmt>)",
+                                            f"{seen[stem]} and {f} both named {stem!r}"))
+        seen[stem] = f
+    return files
+
+
+def check_sizes(files: Sequence[Path], cfg: PreprocessConfig | None = None) -> None:
+    """Fail before anything is written when a .bin has the wrong size (cheap: a stat per file)."""
+    cfg = cfg or PreprocessConfig()
+    for f in files:
+        if f.suffix.lower() == ".bin":
+            size = f.stat().st_size
+            if size != cfg.input_nbytes:
+                raise InputError(expected_found(
+                    f"input file {f}", f"{cfg.input_nbytes} bytes (raw float32 {'x'.join(map(str, cfg.input_shape))})",
+                    f"{size} bytes", "Re-run `unetpp preprocess` at the model's input size."))
+        elif f.suffix.lower() == ".npy":
+            read_input(f, cfg)
+        else:
+            raise InputError(expected_found(f"input file {f}", "a .bin or .npy file", f"suffix {f.suffix!r}"))
+
+
+def make_batches(files: Sequence[Path], batchsize: int) -> list[Batch]:
+    """Consecutive groups of `batchsize`; the last, if short, is padded with copies of its last file."""
+    if batchsize < 1:
+        raise InputError(expected_found("--batchsize", "a positive integer", batchsize))
+    batches = []
+    for i, start in enumerate(range(0, len(files), batchsize)):
+        chunk = tuple(files[start:start + batchsize])
+        batches.append(Batch(i, chunk, batchsize - len(chunk)))
+    return batches

@@ -1,0 +1,130 @@
+"""ONNX Runtime backend: one InferenceSession, CPU by default, CUDA when the installed build has it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
+from unetpp.runtimes.base import Runtime
+
+GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                      "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def describe_file(path: Path) -> str:
+    """What a file looks like, for error messages about the wrong kind of model file."""
+    if not path.exists():
+        return f"nothing at {path}"
+    if path.is_dir():
+        return f"a folder at {path}"
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if size == 0:
+        kind = "an empty file"
+    elif head.startswith(b"PK\x03\x04"):
+        kind = "a zip archive (a PyTorch checkpoint? use --backend torch)"
+    elif path.suffix.lower() == ".onnx" and head[:1] == b"\x08":
+        kind = "an ONNX model (protobuf)"
+    elif head.startswith(b"\x80"):
+        kind = "a Python pickle (a PyTorch checkpoint? use --backend torch)"
+    elif head.lstrip().startswith(b"<"):
+        kind = "an XML/HTML text file (an OpenVINO IR? use --backend openvino)"
+    elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        kind = "a text file"
+    else:
+        kind = f"binary data starting with {head[:8].hex()}"
+    return f"{kind} of {size} bytes at {path}"
+
+
+class OrtRuntime(Runtime):
+    """Options: threads (intra-op, default all cores), providers ("cpu" | "cuda" | a list), graph_optimization."""
+
+    name = "onnxruntime"
+    OPTIONS = ("threads", "providers", "graph_optimization")
+
+    def __init__(self, model: str | Path, input_shape: tuple[int, int, int] = (3, 96, 96), **options: Any) -> None:
+        super().__init__(model, input_shape, **options)
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            raise InputError(expected_found("onnxruntime options", ", ".join(self.OPTIONS), ", ".join(sorted(unknown))))
+        self.static_batch: int | None = None
+
+    def _activate(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeUnavailable("backend 'onnxruntime' needs onnxruntime: pip install onnxruntime") from None
+        if not self.model.is_file():
+            raise ModelFileError(expected_found("ONNX model", "an .onnx file", describe_file(self.model)))
+        opts = ort.SessionOptions()
+        threads = int(self.options.get("threads") or os.cpu_count() or 1)
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        level = str(self.options.get("graph_optimization", "all"))
+        if level not in GRAPH_OPTIMIZATION:
+            raise InputError(expected_found("graph_optimization", " | ".join(GRAPH_OPTIMIZATION), repr(level)))
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[level])
+        providers = self._providers(ort.get_available_providers())
+        try:
+            sess = ort.InferenceSession(str(self.model), sess_options=opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for unreadable models
+            first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise ModelFileError(
+                expected_found("ONNX model", "a valid ONNX file", describe_file(self.model), f"onnxruntime: {first}")
+            ) from None
+        inputs, outputs = sess.get_inputs(), sess.get_outputs()
+        if len(inputs) != 1:
+            raise ModelFileError(expected_found(f"{self.model} inputs", "exactly one", [i.name for i in inputs]))
+        shape = list(inputs[0].shape)
+        if len(shape) != 4:
+            raise ModelFileError(expected_found(f"{self.model} input rank", "4 (N, C, H, W)", shape))
+        if all(isinstance(d, int) for d in shape[1:]):
+            self.input_shape = tuple(shape[1:])
+        self.static_batch = shape[0] if isinstance(shape[0], int) else None
+        self.input_name, self.output_name = inputs[0].name, outputs[-1].name
+        self.active_providers = sess.get_providers()
+        self._session = sess
+
+    def _providers(self, available: list[str]) -> list[str]:
+        wanted = self.options.get("providers", "cpu")
+        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        names = [PROVIDERS.get(str(w).lower(), str(w)) for w in wanted]
+        for n in names:
+            if n not in available:
+                raise RuntimeUnavailable(
+                    expected_found("onnxruntime execution provider", n, "only " + ", ".join(available)
+                                   + f" in onnxruntime {self.version()}",
+                                   "install onnxruntime-gpu for CUDA" if n == PROVIDERS["cuda"] else "")
+                )
+        if PROVIDERS["cpu"] not in names:
+            names.append(PROVIDERS["cpu"])
+        return names
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if self.static_batch is not None and batch.shape[0] != self.static_batch:
+            raise InputError(expected_found(f"batch size for {self.model.name} (exported with a fixed batch)",
+                                            self.static_batch, batch.shape[0]))
+        out = self._session.run([self.output_name], {self.input_name: batch})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def _deactivate(self) -> None:
+        self._session = None
+
+    def version(self) -> str:
+        try:
+            import onnxruntime
+
+            return onnxruntime.__version__
+        except ImportError:
+            return "not installed"
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["providers"] = getattr(self, "active_providers", None)
+        return d

@@ -1,0 +1,64 @@
+"""Shared fixtures. The real dataset comes from $UNETPP_DATA or ./data/dsb2018 (a link .ci/run makes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _dsb_root() -> Path | None:
+    for cand in (os.environ.get("UNETPP_DATA"), REPO / "data" / "dsb2018", REPO.parent / "shared" / "data" / "dsb2018"):
+        if cand and (Path(cand) / "stage1_train").is_dir():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def dsb_root() -> Path:
+    """The real DSB2018 root; CI always has it (fails there rather than skipping)."""
+    root = _dsb_root()
+    if root is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide the DSB2018 dataset (UNETPP_DATA or ./data/dsb2018)")
+        pytest.skip("DSB2018 dataset not found (set UNETPP_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def val_ids(dsb_root: Path) -> list[str]:
+    return [s for s in (dsb_root / "val_ids.txt").read_text().split() if s]
+
+
+# -- model artefacts with random weights (the shipped checkpoint is trained separately) -------------------------
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A unetpp .pt of NestedUNet (nearest) with seeded random weights and non-trivial BatchNorm statistics."""
+    import torch
+
+    from unetpp.model.checkpoint import save_checkpoint
+    from unetpp.model.network import build_model
+
+    torch.manual_seed(0)
+    model = build_model()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.pt", model)
+
+
+@pytest.fixture(scope="session")
+def onnx_model(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """random_checkpoint exported with the guide's settings (opset 11, dynamic batch)."""
+    from unetpp.model.export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "nested_unet.onnx"
+    export_onnx(random_checkpoint, out)
+    return out
