@@ -1,0 +1,147 @@
+"""`unetpp bench`: backends x batch sizes over real inputs; one JSON per cell, then the report from those JSONs."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from unetpp.bench.cell import run_cell
+from unetpp.bench.machine import describe_machine
+from unetpp.bench.probe import gemm_gflops, probe_key
+from unetpp.bench.report import write_report
+from unetpp.bench.spec import BackendSpec
+from unetpp.errors import InputError, expected_found
+from unetpp.io import ensure_dir, write_json_atomic
+from unetpp.pipeline.batching import check_sizes, gather_inputs
+from unetpp.runtimes import get_runtime
+
+DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
+ONNX_BACKENDS = {"onnxruntime": (".onnx",), "openvino": (".onnx", ".xml")}
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def cell_filename(label: str, bs: int) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}_bs{bs}.json"
+
+
+class _Models:
+    """Which file each backend gets: the spec's own, else --model/--checkpoint; ONNX exported once if needed."""
+
+    def __init__(self, model: Path | None, checkpoint: Path | None, out: Path) -> None:
+        self.model, self.checkpoint, self.out = model, checkpoint, out
+        self._exported: Path | None = None
+
+    def _checkpoint(self) -> Path:
+        if self.checkpoint is not None:
+            return self.checkpoint
+        if self.model is not None and self.model.suffix.lower() in CHECKPOINT_SUFFIXES:
+            return self.model
+        from unetpp.model.checkpoint import shipped_checkpoint
+
+        return shipped_checkpoint()
+
+    def for_spec(self, spec: BackendSpec) -> Path:
+        if spec.model:
+            return Path(spec.model)
+        if spec.backend not in ONNX_BACKENDS:
+            return self._checkpoint()
+        if self.model is not None and self.model.suffix.lower() in ONNX_BACKENDS[spec.backend]:
+            return self.model
+        if self._exported is None:
+            from unetpp.model.export import export_onnx
+
+            self._exported = self.out / "model.onnx"
+            export_onnx(self._checkpoint(), self._exported)
+        return self._exported
+
+
+def _error(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"
+
+
+def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
+              batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, masks: str | Path | None = None,
+              model: str | Path | None = None, checkpoint: str | Path | None = None, threads: int | None = None,
+              warmup: int = 2, min_seconds: float = 2.0, min_iters: int = 10, baseline: str | None = None,
+              log: Any = None) -> list[dict[str, Any]]:
+    """Measure every (spec, batch size) cell; a failing cell is recorded with its error and the sweep goes on."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if not specs:
+        raise InputError(expected_found("--backends", "at least one backend spec", "none"))
+    if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
+        raise InputError(expected_found("--batch-sizes", "positive integers", list(batch_sizes)))
+    if min_iters < 1 or min_seconds < 0 or warmup < 0:
+        raise InputError(expected_found("--min-iters/--min-seconds/--warmup", "min-iters >= 1, others >= 0",
+                                        f"{min_iters}, {min_seconds}, {warmup}"))
+    files = gather_inputs([inputs])
+    check_sizes(files)
+    masks_dir = Path(masks) if masks is not None else None
+    if masks_dir is not None and not masks_dir.is_dir():
+        raise InputError(expected_found("--masks", "a folder of <id>.png", f"nothing at {masks_dir}"))
+    out = ensure_dir(out)
+    cells_dir = ensure_dir(out / "cells")
+    machine = describe_machine()
+    probes: dict[tuple[str, str], dict[str, Any]] = {}
+    probes[("cpu", "fp32")] = gemm_gflops(threads=threads)
+    machine["probes"] = [probes[("cpu", "fp32")]]
+    models = _Models(Path(model) if model else None, Path(checkpoint) if checkpoint else None, out)
+    cells = []
+    for order, spec in enumerate(specs):
+        options = dict(spec.options)
+        if threads and "threads" not in options:
+            options["threads"] = threads
+        rt, setup_error = None, None
+        try:
+            rt = get_runtime(spec.backend, models.for_spec(spec), **options).activate()
+        except Exception as exc:  # noqa: BLE001 - any failure (package, device, file) becomes the cell's record
+            setup_error = _error(exc)
+        for bs in batch_sizes:
+            cell: dict[str, Any] = {**spec.to_dict(), "options": options, "order": order, "batch_size": int(bs),
+                                    "n_inputs": len(files), "inputs": str(inputs), "masks": str(masks_dir or ""),
+                                    "date": datetime.now().isoformat(timespec="seconds"),
+                                    "machine": {k: machine[k] for k in ("cpu", "cores", "gpu", "hostname")}}
+            if rt is None:
+                cell.update(status="error", error=setup_error)
+            else:
+                cell["runtime"] = rt.describe()
+                try:
+                    cell.update(run_cell(rt, files, int(bs), masks_dir, warmup, min_seconds, min_iters))
+                    peak = _probe(probes, probe_key(spec.backend, options), machine)
+                    share = cell["throughput_compute"] / peak["images_per_s_limit"] if "gflops" in peak else None
+                    cell.update(status="ok", peak=peak, share_of_peak=share)
+                except Exception as exc:  # noqa: BLE001 - out of memory, CUDA errors: record and go on
+                    cell.update(status="error", error=_error(exc))
+            write_json_atomic(cells_dir / cell_filename(spec.label, int(bs)), cell)
+            cells.append(cell)
+            log(_progress_line(cell))
+        if rt is not None:
+            rt.deactivate()
+    write_json_atomic(out / "machine.json", machine)
+    write_report([cells_dir], out, baseline=baseline)
+    return cells
+
+
+def _probe(probes: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str], machine: dict[str, Any]) -> dict:
+    """The yardstick for a device/dtype, measured once per sweep; a failed probe is recorded, not fatal."""
+    if key not in probes:
+        try:
+            probes[key] = gemm_gflops(device=key[0], dtype=key[1])
+        except Exception as exc:  # noqa: BLE001 - the cell's numbers stand without a yardstick
+            probes[key] = {"device": key[0], "dtype": key[1], "error": _error(exc)}
+        machine["probes"].append(probes[key])
+    return probes[key]
+
+
+def _progress_line(cell: dict[str, Any]) -> str:
+    head = f"{cell['label']:<28} bs {cell['batch_size']:>3}: "
+    if cell["status"] != "ok":
+        return head + f"FAILED ({cell['error']})"
+    iou = f", IoU {cell['iou_guide']:.4f}" if cell.get("iou_guide") is not None else ""
+    share = f", {100 * cell['share_of_peak']:.0f}% of GEMM peak" if cell.get("share_of_peak") is not None else ""
+    return head + (f"{cell['throughput_compute']:.1f} img/s compute, {cell['throughput_end_to_end']:.1f} img/s "
+                   f"end to end, mean {cell['latency_ms']['mean']:.1f} ms/batch{share}{iou}")

@@ -1,0 +1,57 @@
+"""OpenVINO-side passes for `unetpp compile`: ONNX -> IR (.xml/.bin), batch axis, NNCF int8."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unetpp.errors import ModelFileError, RuntimeUnavailable, expected_found
+
+
+def _ov() -> Any:
+    try:
+        import openvino as ov
+    except ImportError:
+        raise RuntimeUnavailable("compiling for openvino needs openvino: pip install 'unetpp[openvino]'") from None
+    return ov
+
+
+def read_model(src: Path) -> Any:
+    """An ov.Model from an ONNX file or an IR .xml."""
+    ov = _ov()
+    try:
+        return ov.convert_model(str(src)) if src.suffix.lower() == ".onnx" else ov.Core().read_model(str(src))
+    except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
+        raise ModelFileError(expected_found(f"model {src}", "an ONNX file or IR OpenVINO can read",
+                                            f"an error: {str(exc).splitlines()[0][:200]}")) from None
+
+
+def set_batch(model: Any, batch: int | None) -> Any:
+    """Reshape the single input to (batch, C, H, W); None makes the batch axis dynamic."""
+    ov = _ov()
+    inp = model.input(0)
+    pshape = inp.get_partial_shape()
+    if pshape.rank.is_dynamic or pshape.rank.get_length() != 4:
+        raise ModelFileError(expected_found("model input rank", 4, str(pshape)))
+    dims = [ov.Dimension(-1 if batch is None else int(batch))] + [pshape[i] for i in range(1, 4)]
+    model.reshape({inp.any_name: ov.PartialShape(dims)})
+    return model
+
+
+def nncf_quantize(model: Any, samples: Sequence[np.ndarray]) -> tuple[Any, dict[str, Any]]:
+    """NNCF post-training quantisation (mixed preset defaults: symmetric weights, per-channel) on `samples`."""
+    try:
+        import nncf
+    except ImportError:
+        raise RuntimeUnavailable("--int8 for openvino needs nncf: pip install 'unetpp[openvino]'") from None
+    items = [s[None].astype(np.float32) for s in samples]
+    quantized = nncf.quantize(model, nncf.Dataset(items), subset_size=len(items))
+    return quantized, {"method": "nncf.quantize", "nncf_version": nncf.__version__, "subset_size": len(items)}
+
+
+def save_ir(model: Any, xml: Path) -> None:
+    """Write xml and its .bin beside it, weights kept in fp32 (save_model would compress them to fp16)."""
+    _ov().save_model(model, str(xml), compress_to_fp16=False)

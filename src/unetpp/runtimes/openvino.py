@@ -1,0 +1,119 @@
+"""OpenVINO backend: an ONNX file or an IR .xml, static or dynamic batch, CPU plugin options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
+from unetpp.runtimes.base import Runtime
+
+HINTS = {"throughput": "THROUGHPUT", "latency": "LATENCY"}
+PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
+MODEL_SUFFIXES = (".onnx", ".xml")
+
+
+class OpenVinoRuntime(Runtime):
+    """Options: threads (INFERENCE_NUM_THREADS), streams (NUM_STREAMS), hint ("throughput" | "latency"),
+    precision ("f32" default, so a bf16-capable CPU does not silently lower the precision; "bf16", "f16"),
+    device (default "CPU").
+
+    A model whose batch axis is dynamic is reshaped to each batch size that arrives and compiled once per size
+    (static shapes run faster on the CPU plugin); a static model accepts only its own batch size.
+    """
+
+    name = "openvino"
+
+    def __init__(self, model: str | Path, input_shape: tuple[int, int, int] = (3, 96, 96), **options: Any) -> None:
+        super().__init__(model, input_shape, **options)
+        unknown = set(options) - {"threads", "streams", "hint", "precision", "device"}
+        if unknown:
+            raise InputError(expected_found("openvino options", "threads, streams, hint, precision, device",
+                                            ", ".join(sorted(unknown))))
+        hint = options.get("hint")
+        if hint is not None and str(hint).lower() not in HINTS:
+            raise InputError(expected_found("openvino hint", " or ".join(HINTS), repr(hint)))
+        prec = str(options.get("precision", "f32")).lower()
+        if prec not in PRECISIONS:
+            raise InputError(expected_found("openvino precision", ", ".join(sorted(PRECISIONS)), repr(prec)))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        o = self.options
+        cfg: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[str(o.get("precision", "f32")).lower()]}
+        if o.get("threads"):
+            cfg["INFERENCE_NUM_THREADS"] = int(o["threads"])
+        if o.get("streams"):
+            cfg["NUM_STREAMS"] = str(o["streams"])
+        if o.get("hint"):
+            cfg["PERFORMANCE_HINT"] = HINTS[str(o["hint"]).lower()]
+        return cfg
+
+    def _activate(self) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise RuntimeUnavailable("backend 'openvino' needs openvino: pip install 'unetpp[openvino]'") from None
+        if self.model.suffix.lower() not in MODEL_SUFFIXES or not self.model.is_file():
+            found = f"nothing at {self.model}" if not self.model.is_file() else f"a {self.model.suffix} file"
+            raise ModelFileError(expected_found("openvino model", "an .onnx file or an IR .xml", found))
+        self._ov = ov
+        self._core = ov.Core()
+        try:
+            self._ov_model = self._core.read_model(str(self.model))
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses of its own
+            raise ModelFileError(f"{self.model}: OpenVINO cannot read it ({str(exc).splitlines()[0][:300]})") from None
+        if len(self._ov_model.inputs) != 1:
+            raise ModelFileError(expected_found(f"{self.model} inputs", "one", len(self._ov_model.inputs)))
+        pshape = self._ov_model.input(0).get_partial_shape()
+        if pshape.rank.is_dynamic or pshape.rank.get_length() != 4:
+            raise ModelFileError(expected_found(f"{self.model} input rank", 4, str(pshape)))
+        self.static_batch = pshape[0].get_length() if pshape[0].is_static else None
+        self._compiled: dict[int, Any] = {}
+        self._requests: dict[int, Any] = {}
+        if self.static_batch is not None:
+            self._compile(self.static_batch)
+
+    def _compile(self, batch: int) -> None:
+        if self.static_batch is None:
+            shape = [batch, *self.input_shape]
+            self._ov_model.reshape({self._ov_model.input(0).any_name: shape})
+        device = str(self.options.get("device", "CPU"))
+        compiled = self._core.compile_model(self._ov_model, device, self._config())
+        self._compiled[batch] = compiled
+        self._requests[batch] = compiled.create_infer_request()
+
+    def _deactivate(self) -> None:
+        self._requests = {}
+        self._compiled = {}
+        for attr in ("_ov_model", "_core", "_ov"):
+            self.__dict__.pop(attr, None)
+
+    # -- inference -------------------------------------------------------------------------------
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        n = batch.shape[0]
+        if self.static_batch is not None and n != self.static_batch:
+            raise InputError(expected_found(
+                f"batch size for the static-batch model {self.model.name}", self.static_batch, n,
+                "compile without --batch for a dynamic model, or use a matching --batchsize"))
+        if n not in self._requests:
+            self._compile(n)
+        req = self._requests[n]
+        req.infer({0: batch})
+        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def version(self) -> str:
+        try:
+            import openvino as ov
+        except ImportError:
+            return "not installed"
+        return str(ov.get_version())
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        if self.active:
+            d["static_batch"] = self.static_batch
+            d["ov_config"] = {k: str(v) for k, v in self._config().items()}
+        return d

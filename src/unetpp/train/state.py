@@ -1,0 +1,70 @@
+"""The full training state (`last.pt`): model, optimizer, scheduler, epoch, RNG states, best so far, log."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unetpp.errors import CheckpointError, expected_found
+from unetpp.io import atomic_path
+
+STATE_FORMAT = "unetpp-train-state"
+STATE_VERSION = 1
+
+
+def _np_state_plain() -> list[Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
+
+
+def capture_rng() -> dict[str, Any]:
+    """Global RNG states (the recipe derives its randomness from (seed, epoch); these are kept for completeness)."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": _np_state_plain(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def save_state(path: str | Path, **fields: Any) -> Path:
+    """Write the training state atomically (a crash mid-write leaves the previous last.pt intact)."""
+    path = Path(path)
+    obj = {"format": STATE_FORMAT, "version": STATE_VERSION, "rng": capture_rng(), **fields}
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Read a `last.pt` written by save_state (onto the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(expected_found("training state to resume", f"a file at {path}", "nothing",
+                                             "Run without --resume to start a new run."))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(expected_found(f"training state {path}", "a file torch can read",
+                                             f"{type(exc).__name__}: {str(exc)[:200]}")) from None
+    if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
+        raise CheckpointError(expected_found(f"training state {path}", f"format {STATE_FORMAT!r}",
+                                             repr(obj.get("format")) if isinstance(obj, dict) else type(obj).__name__))
+    return obj
