@@ -26,7 +26,8 @@ DATA=.devcarry/dsb2018_96
 WORK=${WORK:-/tmp/devwork}
 RUNS=$WORK/runs
 mkdir -p $RUNS
-common="--prepared $DATA --train-ids .devcarry/train_ids.txt --val-ids .devcarry/val_ids.txt --device $DEVICE \
+mkdir -p .devcarry/stage1_train  # --data wants a dataset root; ids come from .devcarry/{train,val}_ids.txt
+common="--data .devcarry --prepared $DATA --device $DEVICE \
   --time-limit $TRAIN_S --num-workers 3 --no-progress"
 recipe() {  # recipe NAME [train options]: one background training run, its output in $RUNS/NAME.out
   local name=$1; shift
