@@ -1,0 +1,131 @@
+"""Score `unetpp predict` outputs (`<id>_labels.png`, `<id>_mask.png`) against stage1_train at original size."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unetpp.data.prepare import find_stage1_train
+from unetpp.data.preprocess import name_few
+from unetpp.errors import InputError, expected_found
+from unetpp.eval.instance_io import (
+    LABELS_SUFFIX,
+    load_gt_instances,
+    prediction_ids,
+    read_label_image,
+    read_pred_foreground,
+)
+from unetpp.eval.instance_metrics import (
+    EMPTY_IMAGE_PRECISION,
+    THRESHOLDS,
+    InstanceScore,
+    dataset_score,
+    instance_score,
+    mean_precision_at,
+    pixel_scores,
+)
+from unetpp.io import write_json_atomic, write_text_atomic
+
+# Called once per image with (id, predicted labels, true labels) so a caller can draw without reading twice.
+ImageHook = Callable[[str, np.ndarray, np.ndarray], None]
+
+CSV_FIELDS = ("id", "height", "width", "n_true", "n_pred", "count_error", "pixel_iou", "dice",
+              "ap", "ap_50", "ap_75", "tp_50", "fp_50", "fn_50")
+CONVENTIONS = {
+    "ap": "per image: mean over t in 0.50..0.95 (step 0.05) of TP/(TP+FP+FN), match when IoU > t; then mean over "
+          "images (DSB2018 / Kaggle)",
+    "ap_empty_image": f"no true and no predicted nuclei -> precision {EMPTY_IMAGE_PRECISION} at every threshold",
+    "pixel_iou": "per image (|P and G| + 1e-5) / (|P or G| + 1e-5), G = union of true nuclei, P = <id>_mask.png > 127 "
+                 "(else labels > 0); mean over images",
+    "count_error": "n_pred - n_true per image; count_mae = mean of its absolute value",
+    "gt_overlaps": "later mask PNG (file-name order) wins",
+}
+
+
+def select_ids(pred_dir: Path, stage1_train: Path, ids: Sequence[str] | None) -> list[str]:
+    """The ids to score: those listed (each must have a prediction) or every prediction; each must have GT."""
+    have = prediction_ids(pred_dir)
+    if ids is None:
+        if not have:
+            raise InputError(expected_found(f"predictions in {pred_dir}", f"<id>{LABELS_SUFFIX} files", "none"))
+        wanted = have
+    else:
+        wanted = list(dict.fromkeys(ids))
+        lacking = [i for i in wanted if i not in set(have)]
+        if lacking:
+            raise InputError(expected_found(f"predictions in {pred_dir}", f"<id>{LABELS_SUFFIX} for every listed id",
+                                            f"{len(lacking)} missing: {name_few(lacking)}"))
+    no_gt = [i for i in wanted if not (stage1_train / i / "masks").is_dir()]
+    if no_gt:
+        raise InputError(expected_found(f"ground truth in {stage1_train}", "<id>/masks/ for every scored id",
+                                        f"{len(no_gt)} missing: {name_few(no_gt)}"))
+    return wanted
+
+
+def score_image(id_: str, pred: np.ndarray, pred_fg: np.ndarray, true: np.ndarray) -> tuple[dict, InstanceScore]:
+    """One CSV row and the instance score of one image."""
+    s = instance_score(pred, true)
+    iou, dice = pixel_scores(pred_fg, true > 0)
+    row = {"id": id_, "height": true.shape[0], "width": true.shape[1], "n_true": s.n_true, "n_pred": s.n_pred,
+           "count_error": s.n_pred - s.n_true, "pixel_iou": iou, "dice": dice, "ap": s.ap,
+           "ap_50": s.at(0.5), "ap_75": s.at(0.75), "tp_50": s.tp[0], "fp_50": s.fp[0], "fn_50": s.fn[0]}
+    return row, s
+
+
+def evaluate_instances(
+    pred_dir: str | Path,
+    gt: str | Path,
+    ids: Sequence[str] | None = None,
+    on_image: ImageHook | None = None,
+) -> dict[str, Any]:
+    """Pixel IoU/Dice, DSB2018 mAP, AP@0.5/0.75 and count error over the ids (sorted); no files written."""
+    pred_dir, stage1_train = Path(pred_dir), find_stage1_train(gt)
+    rows, scores = [], []
+    for id_ in sorted(select_ids(pred_dir, stage1_train, ids)):
+        pred = read_label_image(pred_dir / f"{id_}{LABELS_SUFFIX}")
+        true = load_gt_instances(stage1_train, id_)
+        if pred.shape != true.shape:
+            raise InputError(expected_found(f"prediction {id_}{LABELS_SUFFIX}", f"the image's size {true.shape}",
+                                            f"size {pred.shape}"))
+        row, s = score_image(id_, pred, read_pred_foreground(pred_dir, id_, pred), true)
+        rows.append(row)
+        scores.append(s)
+        if on_image is not None:
+            on_image(id_, pred, true)
+    n = len(rows)
+    return {
+        "n_images": n,
+        "pixel_iou": sum(r["pixel_iou"] for r in rows) / n,
+        "dice": sum(r["dice"] for r in rows) / n,
+        "map": dataset_score(scores),
+        "ap_50": mean_precision_at(scores, 0.5),
+        "ap_75": mean_precision_at(scores, 0.75),
+        "ap_per_threshold": {f"{t:.2f}": mean_precision_at(scores, t) for t in THRESHOLDS},
+        "count_mae": sum(abs(r["count_error"]) for r in rows) / n,
+        "n_true": sum(r["n_true"] for r in rows),
+        "n_pred": sum(r["n_pred"] for r in rows),
+        "pred_dir": str(pred_dir),
+        "gt": str(stage1_train),
+        "conventions": CONVENTIONS,
+        "per_image": rows,
+    }
+
+
+def write_instance_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """One row per image (CSV_FIELDS), scores with 6 decimals, written atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in r.items()})
+    write_text_atomic(path, buf.getvalue())
+
+
+def write_instance_summary(path: str | Path, report: dict[str, Any]) -> None:
+    """The report without the per-image rows (they are in the CSV), written atomically."""
+    write_json_atomic(path, {k: v for k, v in report.items() if k != "per_image"})
