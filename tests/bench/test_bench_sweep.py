@@ -40,7 +40,8 @@ def test_tiny_sweep_end_to_end(bench_setup: dict, tmp_path: Path) -> None:
     rc = main(["bench", "--backends", "onnxruntime:threads=1,label=ort", "torch:device=cuda", "nosuch",
                "--batch-sizes", "1,2", "--inputs", str(bench_setup["inputs"]), "--masks", str(bench_setup["masks"]),
                "--model", str(bench_setup["onnx"]), "--checkpoint", str(bench_setup["checkpoint"]),
-               "--min-seconds", "0", "--min-iters", "2", "--warmup", "1", "--threads", "1", "--out", str(out)])
+               "--min-seconds", "0", "--min-iters", "2", "--warmup", "1", "--threads", "1", "--repeats", "3",
+               "--out", str(out)])
     assert rc == 0
     cells = {p.name: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
     assert sorted(cells) == ["nosuch_bs1.json", "nosuch_bs2.json", "ort_bs1.json", "ort_bs2.json",
@@ -59,6 +60,13 @@ def test_tiny_sweep_end_to_end(bench_setup: dict, tmp_path: Path) -> None:
         assert c["latency_ms"]["min"] <= c["latency_ms"]["median"] <= c["latency_ms"]["p90"] <= c["latency_ms"]["max"]
         assert c["share_of_peak"] == pytest.approx(c["throughput_compute"] / c["peak"]["images_per_s_limit"])
         assert c["n_scored"] == 3 and c["iou_guide"] == pytest.approx(expected, abs=1e-3)
+        # three rounds, the cell is the median one; end to end is the median over rounds
+        rounds = c["rounds"]
+        assert [r["round"] for r in rounds] == [0, 1, 2] and c["repeats"] == 3
+        assert c["throughput_compute"] == sorted(r["throughput_compute"] for r in rounds)[1]
+        assert c["throughput_end_to_end"] == pytest.approx(sorted(r["throughput_end_to_end"] for r in rounds)[1])
+        assert c["peak"]["gflops"] == max(c["peak"]["samples_gflops"]) and len(c["peak"]["samples_gflops"]) == 4
+    assert [r["status"] for r in cells["nosuch_bs1.json"]["rounds"]] == ["error"] * 3
 
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [(r["label"], r["batch_size"], r["status"]) for r in rows] == [

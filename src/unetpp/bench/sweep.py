@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from unetpp.bench.cell import run_cell
 from unetpp.bench.machine import describe_machine
 from unetpp.bench.probe import gemm_gflops, probe_key
@@ -68,16 +70,19 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
               batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, masks: str | Path | None = None,
               model: str | Path | None = None, checkpoint: str | Path | None = None, threads: int | None = None,
               warmup: int = 2, min_seconds: float = 2.0, min_iters: int = 10, baseline: str | None = None,
-              log: Any = None) -> list[dict[str, Any]]:
-    """Measure every (spec, batch size) cell; a failing cell is recorded with its error and the sweep goes on."""
+              repeats: int = 1, log: Any = None) -> list[dict[str, Any]]:
+    """Measure every (spec, batch size) cell `repeats` times, round-robin; a failing cell is recorded and the sweep
+    goes on. A cell reports its median round; the yardstick is the best GEMM probe of the run (probed before the
+    first round and after each), since a busy machine only ever lowers a probe."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if not specs:
         raise InputError(expected_found("--backends", "at least one backend spec", "none"))
     if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
         raise InputError(expected_found("--batch-sizes", "positive integers", list(batch_sizes)))
-    if min_iters < 1 or min_seconds < 0 or warmup < 0:
-        raise InputError(expected_found("--min-iters/--min-seconds/--warmup", "min-iters >= 1, others >= 0",
-                                        f"{min_iters}, {min_seconds}, {warmup}"))
+    if min_iters < 1 or min_seconds < 0 or warmup < 0 or repeats < 1:
+        raise InputError(expected_found("--min-iters/--min-seconds/--warmup/--repeats",
+                                        "min-iters >= 1, repeats >= 1, others >= 0",
+                                        f"{min_iters}, {min_seconds}, {warmup}, {repeats}"))
     files = gather_inputs([inputs])
     check_sizes(files)
     masks_dir = Path(masks) if masks is not None else None
@@ -86,55 +91,103 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
     out = ensure_dir(out)
     cells_dir = ensure_dir(out / "cells")
     machine = describe_machine()
-    probes: dict[tuple[str, str], dict[str, Any]] = {}
-    probes[("cpu", "fp32")] = gemm_gflops(threads=threads)
-    machine["probes"] = [probes[("cpu", "fp32")]]
+    probes = _Probes(threads)
+    probes.sample(("cpu", "fp32"))
     models = _Models(Path(model) if model else None, Path(checkpoint) if checkpoint else None, out)
+    heads: dict[tuple[int, int], dict[str, Any]] = {}
+    rounds: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for r in range(repeats):
+        for order, spec in enumerate(specs):
+            options = dict(spec.options)
+            if threads and "threads" not in options:
+                options["threads"] = threads
+            rt, setup_error = None, None
+            try:
+                rt = get_runtime(spec.backend, models.for_spec(spec), **options).activate()
+            except Exception as exc:  # noqa: BLE001 - any failure (package, device, file) becomes the cell's record
+                setup_error = _error(exc)
+            for bs in batch_sizes:
+                key = (order, int(bs))
+                heads.setdefault(key, {**spec.to_dict(), "options": options, "order": order, "batch_size": int(bs),
+                                       "n_inputs": len(files), "inputs": str(inputs), "masks": str(masks_dir or ""),
+                                       "date": datetime.now().isoformat(timespec="seconds"),
+                                       "machine": {k: machine[k] for k in ("cpu", "cores", "gpu", "hostname")}})
+                result = _measure(rt, setup_error, files, int(bs), masks_dir, warmup, min_seconds, min_iters)
+                if result["status"] == "ok":
+                    probes.sample(probe_key(spec.backend, options), only_if_new=True)
+                rounds.setdefault(key, []).append({"round": r, **result})
+                cell = _combine(heads[key], rounds[key], probes)
+                write_json_atomic(cells_dir / cell_filename(spec.label, int(bs)), cell)
+                log(f"[round {r + 1}/{repeats}] " + _progress_line({**heads[key], **result}))
+            if rt is not None:
+                rt.deactivate()
+        for key in list(probes.samples):
+            probes.sample(key)
     cells = []
-    for order, spec in enumerate(specs):
-        options = dict(spec.options)
-        if threads and "threads" not in options:
-            options["threads"] = threads
-        rt, setup_error = None, None
-        try:
-            rt = get_runtime(spec.backend, models.for_spec(spec), **options).activate()
-        except Exception as exc:  # noqa: BLE001 - any failure (package, device, file) becomes the cell's record
-            setup_error = _error(exc)
-        for bs in batch_sizes:
-            cell: dict[str, Any] = {**spec.to_dict(), "options": options, "order": order, "batch_size": int(bs),
-                                    "n_inputs": len(files), "inputs": str(inputs), "masks": str(masks_dir or ""),
-                                    "date": datetime.now().isoformat(timespec="seconds"),
-                                    "machine": {k: machine[k] for k in ("cpu", "cores", "gpu", "hostname")}}
-            if rt is None:
-                cell.update(status="error", error=setup_error)
-            else:
-                cell["runtime"] = rt.describe()
-                try:
-                    cell.update(run_cell(rt, files, int(bs), masks_dir, warmup, min_seconds, min_iters))
-                    peak = _probe(probes, probe_key(spec.backend, options), machine)
-                    share = cell["throughput_compute"] / peak["images_per_s_limit"] if "gflops" in peak else None
-                    cell.update(status="ok", peak=peak, share_of_peak=share)
-                except Exception as exc:  # noqa: BLE001 - out of memory, CUDA errors: record and go on
-                    cell.update(status="error", error=_error(exc))
-            write_json_atomic(cells_dir / cell_filename(spec.label, int(bs)), cell)
-            cells.append(cell)
-            log(_progress_line(cell))
-        if rt is not None:
-            rt.deactivate()
+    for key in sorted(heads, key=lambda k: (k[0], batch_sizes.index(k[1]) if k[1] in batch_sizes else k[1])):
+        cell = _combine(heads[key], rounds[key], probes)
+        write_json_atomic(cells_dir / cell_filename(cell["label"], cell["batch_size"]), cell)
+        cells.append(cell)
+    machine["probes"] = [s for samples in probes.samples.values() for s in samples]
+    machine["peaks"] = [probes.best(k) for k in probes.samples]
     write_json_atomic(out / "machine.json", machine)
     write_report([cells_dir], out, baseline=baseline)
     return cells
 
 
-def _probe(probes: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str], machine: dict[str, Any]) -> dict:
-    """The yardstick for a device/dtype, measured once per sweep; a failed probe is recorded, not fatal."""
-    if key not in probes:
+def _measure(rt: Any, setup_error: str | None, files: list[Path], bs: int, masks_dir: Path | None, warmup: int,
+             min_seconds: float, min_iters: int) -> dict[str, Any]:
+    if rt is None:
+        return {"status": "error", "error": setup_error}
+    try:
+        return {"status": "ok", "runtime": rt.describe(),
+                **run_cell(rt, files, bs, masks_dir, warmup, min_seconds, min_iters)}
+    except Exception as exc:  # noqa: BLE001 - out of memory, CUDA errors: record and go on
+        return {"status": "error", "error": _error(exc)}
+
+
+def _combine(head: dict[str, Any], rounds: list[dict[str, Any]], probes: _Probes) -> dict[str, Any]:
+    """The cell: its median round by compute throughput (lower median for an even count), end-to-end throughput
+    as the median over rounds, every round's figures kept, share of the run's best probe."""
+    ok = [r for r in rounds if r["status"] == "ok"]
+    summary = [{k: r.get(k) for k in ("round", "status", "throughput_compute", "throughput_end_to_end", "iou_guide",
+                                      "error")} for r in rounds]
+    if not ok:
+        return {**head, **rounds[-1], "rounds": summary}
+    ranked = sorted(ok, key=lambda r: r["throughput_compute"])
+    cell = {**head, **ranked[(len(ranked) - 1) // 2], "rounds": summary, "repeats": len(rounds)}
+    cell["throughput_end_to_end"] = float(np.median([r["throughput_end_to_end"] for r in ok]))
+    cell.pop("round", None)
+    peak = probes.best(probe_key(head["backend"], head["options"]))
+    cell["peak"] = peak
+    cell["share_of_peak"] = cell["throughput_compute"] / peak["images_per_s_limit"] if "gflops" in peak else None
+    return cell
+
+
+class _Probes:
+    """GEMM yardsticks per (device, dtype), sampled several times; the best sample is the machine's limit."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads = threads
+        self.samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def sample(self, key: tuple[str, str], only_if_new: bool = False) -> None:
+        if only_if_new and key in self.samples:
+            return
         try:
-            probes[key] = gemm_gflops(device=key[0], dtype=key[1])
-        except Exception as exc:  # noqa: BLE001 - the cell's numbers stand without a yardstick
-            probes[key] = {"device": key[0], "dtype": key[1], "error": _error(exc)}
-        machine["probes"].append(probes[key])
-    return probes[key]
+            s = gemm_gflops(device=key[0], dtype=key[1], threads=self.threads if key[0] == "cpu" else None,
+                            min_seconds=1.0)
+        except Exception as exc:  # noqa: BLE001 - the cells' numbers stand without a yardstick
+            s = {"device": key[0], "dtype": key[1], "error": _error(exc)}
+        self.samples.setdefault(key, []).append(s)
+
+    def best(self, key: tuple[str, str]) -> dict[str, Any]:
+        found = self.samples.get(key) or [{"device": key[0], "dtype": key[1], "error": "not probed"}]
+        ok = [s for s in found if "gflops" in s]
+        if not ok:
+            return found[-1]
+        best = max(ok, key=lambda s: s["gflops"])
+        return {**best, "samples_gflops": [s["gflops"] for s in ok]}
 
 
 def _progress_line(cell: dict[str, Any]) -> str:

@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2, help="warm-up calls per cell, excluded (default 2)")
     p.add_argument("--min-seconds", type=float, default=2.0, help="measure each cell at least this long (default 2)")
     p.add_argument("--min-iters", type=int, default=10, help="and at least this many calls (default 10)")
+    p.add_argument("--repeats", type=int, default=1, help="measure the whole sweep this many times, round-robin; "
+                   "each cell reports its median round (default 1)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--baseline", help="label of the PyTorch eager column for ratios (default: the first torch spec "
                    "without compile/cuda_graphs)")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
                                             "run `unetpp preprocess` first"))
         run_sweep(parse_specs(args.backends), args.inputs, args.out, batch_sizes=args.batch_sizes, masks=args.masks,
                   model=args.model, checkpoint=args.checkpoint, threads=args.threads, warmup=args.warmup,
-                  min_seconds=args.min_seconds, min_iters=args.min_iters, baseline=args.baseline)
+                  min_seconds=args.min_seconds, min_iters=args.min_iters, baseline=args.baseline,
+                  repeats=args.repeats)
         names = ("cells/", "machine.json", "results.md", "results.csv", "throughput.png")
         paths = {n: f"{args.out}/{n}" for n in names}
     for p in paths.values():
