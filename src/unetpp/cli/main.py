@@ -9,13 +9,15 @@ import sys
 from unetpp.errors import UnetppError
 
 # Each module unetpp.cli.cmd_<name> defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench"]
+COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or with `only` that one (a command's module may import heavy packages such
+    as torch; `unetpp infer` on an ONNX model should not pay for them at start-up)."""
     parser = argparse.ArgumentParser(prog="unetpp", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only in COMMANDS else COMMANDS:
         try:
             module = importlib.import_module(f"unetpp.cli.cmd_{name}")
         except ModuleNotFoundError as exc:
@@ -28,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

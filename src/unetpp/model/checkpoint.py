@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import torch
 
 from unetpp.config import ModelConfig, PreprocessConfig
 from unetpp.errors import CheckpointError, InputError, expected_found
-from unetpp.io import atomic_path
+from unetpp.io import atomic_path, file_sha256  # noqa: F401 - file_sha256 re-exported
 from unetpp.model.network import NestedUNet, build_model
 
 FORMAT = "unetpp-checkpoint"
@@ -152,10 +151,3 @@ def save_checkpoint(
         torch.save(obj, tmp)
     return path
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

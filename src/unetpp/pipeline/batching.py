@@ -60,18 +60,42 @@ def gather_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 def check_sizes(files: Sequence[Path], cfg: PreprocessConfig | None = None) -> None:
     """Fail before anything is written when a .bin has the wrong size (cheap: a stat per file)."""
-    cfg = cfg or PreprocessConfig()
     for f in files:
-        if f.suffix.lower() == ".bin":
-            size = f.stat().st_size
-            if size != cfg.input_nbytes:
-                raise InputError(expected_found(
-                    f"input file {f}", f"{cfg.input_nbytes} bytes (raw float32 {'x'.join(map(str, cfg.input_shape))})",
-                    f"{size} bytes", "Re-run `unetpp preprocess` at the model's input size."))
-        elif f.suffix.lower() == ".npy":
-            read_input(f, cfg)
+        problem = size_problem(f, cfg)
+        if problem:
+            raise InputError(problem)
+
+
+def screen_sizes(files: Sequence[Path], cfg: PreprocessConfig | None = None) -> tuple[list[Path], dict[Path, str]]:
+    """check_sizes that goes on: the usable files, and {bad file: message} for the others."""
+    good, bad = [], {}
+    for f in files:
+        problem = size_problem(f, cfg)
+        if problem:
+            bad[f] = problem
         else:
-            raise InputError(expected_found(f"input file {f}", "a .bin or .npy file", f"suffix {f.suffix!r}"))
+            good.append(f)
+    return good, bad
+
+
+def size_problem(f: Path, cfg: PreprocessConfig | None = None) -> str | None:
+    """The error message for an input of the wrong size or kind, None when it is usable."""
+    cfg = cfg or PreprocessConfig()
+    if f.suffix.lower() == ".bin":
+        size = f.stat().st_size if f.is_file() else None
+        if size != cfg.input_nbytes:
+            return expected_found(
+                f"input file {f}", f"{cfg.input_nbytes} bytes (raw float32 {'x'.join(map(str, cfg.input_shape))})",
+                "no such file" if size is None else f"{size} bytes",
+                "Re-run `unetpp preprocess` at the model's input size.")
+    elif f.suffix.lower() == ".npy":
+        try:
+            read_input(f, cfg)
+        except InputError as exc:
+            return str(exc)
+    else:
+        return expected_found(f"input file {f}", "a .bin or .npy file", f"suffix {f.suffix!r}")
+    return None
 
 
 def make_batches(files: Sequence[Path], batchsize: int) -> list[Batch]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,8 @@ from tqdm import tqdm
 
 from unetpp.config import PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
-from unetpp.io import ensure_dir, write_bytes_atomic, write_json_atomic
-from unetpp.model.checkpoint import file_sha256
-from unetpp.pipeline.batching import check_sizes, gather_inputs, make_batches, output_stem
+from unetpp.io import ensure_dir, file_sha256, write_bytes_atomic, write_json_atomic
+from unetpp.pipeline.batching import Batch, check_sizes, gather_inputs, make_batches, output_stem
 from unetpp.pipeline.summary import (
     THROUGHPUT_DEFINITIONS,
     format_summary,
@@ -47,7 +46,7 @@ def output_path(out_dir: Path, infile: Path, outfmt: str) -> Path:
     return out_dir / f"{output_stem(infile)}_0.{outfmt.lower()}"
 
 
-def _encode(arr: np.ndarray, outfmt: str) -> bytes:
+def encode_output(arr: np.ndarray, outfmt: str) -> bytes:
     if outfmt == "BIN":
         return arr.astype("<f4").tobytes()
     buf = io.BytesIO()
@@ -55,7 +54,7 @@ def _encode(arr: np.ndarray, outfmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _output_complete(path: Path, outfmt: str, cfg: PreprocessConfig) -> bool:
+def output_complete(path: Path, outfmt: str, cfg: PreprocessConfig) -> bool:
     """For --resume: the output exists and has the size of one 1xSxS float32 map."""
     if not path.is_file():
         return False
@@ -68,7 +67,45 @@ def _output_complete(path: Path, outfmt: str, cfg: PreprocessConfig) -> bool:
     return arr.dtype == np.float32 and tuple(arr.shape) == (1, cfg.size, cfg.size)
 
 
-def _check_args(outfmt: str, batchsize: int, loop: int, warmup_count: int, pure_data_type: str) -> str:
+def files_info(files: Sequence[Path], out_dir: Path, outfmt: str) -> dict[str, dict[str, list[str]]]:
+    """ais_bench's filesinfo: {index: {infiles: [...], outfiles: [...]}}."""
+    return {str(i): {"infiles": [str(f)], "outfiles": [str(output_path(out_dir, f, outfmt))]}
+            for i, f in enumerate(files)}
+
+
+def plan_batches(files: Sequence[Path], out_dir: Path, outfmt: str, cfg: PreprocessConfig, batchsize: int,
+                 resume: bool) -> tuple[list[Path], list[Batch]]:
+    """The inputs still to do (with --resume: those without a complete output) and their batches.
+
+    Every engine batches through here, so a batch holds the same files (and padding) whichever engine runs it.
+    """
+    todo = [f for f in files if not (resume and output_complete(output_path(out_dir, f, outfmt), outfmt, cfg))]
+    return todo, make_batches(todo, batchsize)
+
+
+def write_batch_outputs(runtime_name: str, batch: Batch, y: np.ndarray, out_dir: Path, outfmt: str,
+                        cfg: PreprocessConfig, skip: Callable[[Path], bool] | None = None,
+                        after_write: Callable[[Path], None] | None = None) -> list[Path]:
+    """Write one output per real input of the batch (padded rows never), atomically; returns the paths written.
+
+    `skip(path)` -> True leaves that output alone (the Ray engine: already written earlier in the same run);
+    `after_write(path)` is called once each output is in place.
+    """
+    if y.shape[0] != batch.size:
+        raise ModelFileError(expected_found(f"{runtime_name} output batch", batch.size, y.shape[0]))
+    written = []
+    for f, logits in zip(batch.files, y[: len(batch.files)]):
+        path = output_path(out_dir, f, outfmt)
+        if skip is not None and skip(path):
+            continue
+        write_bytes_atomic(path, encode_output(logits.reshape(1, cfg.size, cfg.size), outfmt))
+        written.append(path)
+        if after_write is not None:
+            after_write(path)
+    return written
+
+
+def check_args(outfmt: str, batchsize: int, loop: int, warmup_count: int, pure_data_type: str) -> str:
     outfmt = str(outfmt).upper()
     if outfmt not in OUTFMTS:
         raise InputError(expected_found("--outfmt", " | ".join(OUTFMTS), repr(outfmt)))
@@ -102,7 +139,7 @@ def run_inference(
     """
     args = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items()}
     args["inputs"] = None if inputs is None else [str(p) for p in inputs]
-    outfmt = _check_args(outfmt, batchsize, loop, warmup_count, pure_data_type)
+    outfmt = check_args(outfmt, batchsize, loop, warmup_count, pure_data_type)
     model, output = Path(model), Path(output)
     if resume and not output_dirname:
         raise InputError(expected_found("--resume", "--output-dirname naming the run to resume", "none given"))
@@ -131,11 +168,23 @@ def run_inference(
                       resume, progress)
         describe = runtime.describe()
 
-    summary: dict[str, Any] = {
+    summary = build_summary(result, args, batchsize, files, out_dir, describe, model)
+    write_json_atomic(summary_path, summary)
+    summary["summary_path"] = str(summary_path)
+    return summary
+
+
+def build_summary(result: dict[str, Any], args: dict[str, Any], batchsize: int, files: list[Path] | None,
+                  out_dir: Path, describe: dict[str, Any], model: Path, engine: str = "local") -> dict[str, Any]:
+    """The summary fields every engine writes (an engine may add its own after them)."""
+
+    stats = latency_stats(result["times"])
+    return {
+        "engine": engine,
         "filesinfo": result["filesinfo"],
         "args": args,
-        "compute_time_ms": latency_stats(result["times"]),
-        "throughput_compute": throughput_compute(batchsize, latency_stats(result["times"])["mean"]),
+        "compute_time_ms": stats,
+        "throughput_compute": throughput_compute(batchsize, stats["mean"]),
         "throughput_end_to_end": result["e2e"],
         "throughput_definitions": THROUGHPUT_DEFINITIONS,
         "n_inputs": 0 if files is None else len(files),
@@ -149,9 +198,6 @@ def run_inference(
         "model_sha256": file_sha256(model),
         "date": datetime.now().isoformat(timespec="seconds"),
     }
-    write_json_atomic(summary_path, summary)
-    summary["summary_path"] = str(summary_path)
-    return summary
 
 
 def _run(runtime: Any, files: list[Path] | None, out_dir: Path, outfmt: str, cfg: PreprocessConfig, batchsize: int,
@@ -173,10 +219,8 @@ def _run(runtime: Any, files: list[Path] | None, out_dir: Path, outfmt: str, cfg
         return {"filesinfo": {}, "times": times, "e2e": batchsize * loop / wall, "n_written": 0, "n_skipped": 0,
                 "n_padded": 0}
 
-    filesinfo = {str(i): {"infiles": [str(f)], "outfiles": [str(output_path(out_dir, f, outfmt))]}
-                 for i, f in enumerate(files)}
-    todo = [f for f in files if not (resume and _output_complete(output_path(out_dir, f, outfmt), outfmt, cfg))]
-    batches = make_batches(todo, batchsize)
+    filesinfo = files_info(files, out_dir, outfmt)
+    todo, batches = plan_batches(files, out_dir, outfmt, cfg, batchsize, resume)
     if batches and warmup_count:
         warm = batches[0].load(cfg)
         for _ in range(warmup_count):
@@ -188,14 +232,11 @@ def _run(runtime: Any, files: list[Path] | None, out_dir: Path, outfmt: str, cfg
         for _ in range(loop):
             y = runtime.infer(x)
             times.append(runtime.last_compute_ms)
-        if y.shape[0] != batch.size:
-            raise ModelFileError(expected_found(f"{runtime.name} output batch", batch.size, y.shape[0]))
-        for f, logits in zip(batch.files, y[: len(batch.files)]):  # padded rows are never written
-            write_bytes_atomic(output_path(out_dir, f, outfmt), _encode(logits.reshape(1, cfg.size, cfg.size), outfmt))
-            n_written += 1
+        n_written += len(write_batch_outputs(runtime.name, batch, y, out_dir, outfmt, cfg))
     wall = time.perf_counter() - t0
     return {"filesinfo": filesinfo, "times": times, "e2e": (len(todo) * loop / wall) if todo else None,
             "n_written": n_written, "n_skipped": len(files) - len(todo), "n_padded": sum(b.n_pad for b in batches)}
 
 
-__all__ = ["run_inference", "pick_backend", "output_path", "format_summary"]
+__all__ = ["run_inference", "pick_backend", "output_path", "output_complete", "plan_batches", "write_batch_outputs",
+           "build_summary", "check_args", "format_summary"]

@@ -66,8 +66,26 @@ def format_summary(summary: dict[str, Any], summary_path: str | None = None) -> 
     if summary.get("throughput_end_to_end"):
         lines.append(f"throughput, end to end (read + infer + write, wall clock): "
                      f"{summary['throughput_end_to_end']:.2f} images/s")
+    if summary.get("engine") == "ray":
+        lines.extend(_ray_lines(summary))
     if summary.get("output_dir"):
         lines.append(f"outputs: {summary['output_dir']}")
     if summary_path:
         lines.append(f"summary: {summary_path}")
     return "\n".join(lines)
+
+
+def _ray_lines(summary: dict[str, Any]) -> list[str]:
+    ray, cl = summary["ray"], summary["cluster"]
+    lines = [f"ray {cl['ray_version']} ({cl['mode']}, {cl['address']}): {cl['n_nodes']} node(s), {cl['cpus']:g} CPUs, "
+             f"{cl['gpus']:g} GPUs; {ray['num_workers']} workers x {ray['threads_per_worker']} threads; "
+             f"start-up {ray['startup_s']:.1f} s, execution {ray['execution_s']:.1f} s"]
+    if summary.get("throughput_steady_state"):
+        lines.append(f"throughput, steady state (sum over workers after warm-up): "
+                     f"{summary['throughput_steady_state']:.2f} images/s")
+    for w in summary["workers"]:
+        rate = f"{w['images_per_s']:.2f} images/s" if w["images_per_s"] else "-"
+        lines.append(f"  worker {w['worker']}: {w['n_images']} images in {w['n_items']} batches, {rate}")
+    if summary.get("n_failed"):
+        lines.append(f"failed inputs: {summary['n_failed']}")
+    return lines

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.io import ensure_dir, write_json_atomic
-from unetpp.model.checkpoint import file_sha256
+from unetpp.io import ensure_dir, file_sha256, write_json_atomic
 from unetpp.runtimes.compile import onnx_passes, ov_passes
 from unetpp.runtimes.compile.guard import AccuracyDropError, calibration_samples, compare
 

@@ -1,0 +1,70 @@
+"""`unetpp predict IMAGE_OR_DIR... -o OUT`: full-resolution masks, nucleus labels and counts for any image."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+
+from unetpp.cli.cmd_infer import add_engine_args
+from unetpp.runtimes import known_runtimes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "predict", help="segment images of any size: <stem>_mask.png, _labels.png, _nuclei.csv, counts.csv",
+        description="Segment PNG/TIFF/JPEG images (grey/RGB/RGBA, 8/16-bit, any size) at their own resolution. "
+        "resize: the guide's protocol (squeeze to 96x96, predict, resize the probability back). tile: rescale so "
+        "nuclei have the size the model learned (--scale), then blended 96x96 windows. Nuclei: connected "
+        "components split by a distance-transform marker cut. Images already complete in OUT are skipped.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files or folders (a folder laid out as DSB2018 stage1_train gives its samples)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--ids", help="ids file (one per line): each folder is a root of <id>/images/<id>.png")
+    p.add_argument("--mode", choices=("resize", "tile"), default="resize", help="default: resize (the guide's)")
+    p.add_argument("--scale", default="auto",
+                   help="tile mode: auto (= fit, chosen on train ids), fit (96/min(H,W)), area (96/sqrt(HW)), "
+                   "nuclei[@A] (two passes: scale so the median nucleus covers A px, default 90) or a factor such as "
+                   "0.5 (default: auto)")
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+    p.add_argument("--backend", choices=known_runtimes(), default=None,
+                   help="default: onnxruntime (a checkpoint is exported to ONNX once, into ~/.cache/unetpp)")
+    p.add_argument("--model", help=".pt/.pth checkpoint, .onnx or .xml (default: the shipped checkpoint)")
+    p.add_argument("--batch", type=int, default=16, help="tiles per runtime call (default 16)")
+    p.add_argument("--threads", type=int, default=None, help="runtime intra-op threads (default: all cores)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--threshold", type=float, default=0.5, help="on the probability (default 0.5)")
+    p.add_argument("--min-area", type=int, default=10, help="drop nuclei smaller than this many pixels (default 10)")
+    p.add_argument("--no-split", action="store_true", help="nuclei = connected components, no split")
+    p.add_argument("--bit16", choices=("stretch", "257"), default="stretch",
+                   help="16-bit/float to 8-bit: stretch (0.1..99.9th percentile -> 0..255, default) or 257 (v/257)")
+    p.add_argument("--save-prob", action="store_true", help="also write <stem>_prob.png (uint16, p * 65535)")
+    p.add_argument("--no-progress", action="store_true")
+    add_engine_args(p, "one image per work item")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from unetpp.cli.cmd_infer import backend_options, ray_options
+    from unetpp.data.paths import read_ids
+    from unetpp.runtimes import get_runtime
+    from unetpp.segment.model import resolve_model
+    from unetpp.segment.predict import PredictOptions
+    from unetpp.segment.runner import format_summary, predict_paths
+
+    options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch,
+                             threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
+                             save_prob=args.save_prob, bit16=args.bit16)
+    ids = read_ids(args.ids) if args.ids else None
+    backend, model = resolve_model(args.model, args.backend)
+    opts = ray_options(args)
+    rt_opts = backend_options(backend, opts.threads if opts else args.threads, args.device, None)
+    execute = None
+    if opts is not None:
+        from unetpp.engine.predict_job import ray_execute
+
+        execute = ray_execute(functools.partial(get_runtime, backend, model, **rt_opts), args.out, options, opts)
+    runtime = get_runtime(backend, model, **rt_opts)
+    summary = predict_paths(args.inputs, args.out, runtime, options, ids=ids, progress=not args.no_progress,
+                            execute=execute)
+    print(format_summary(summary))
+    return 1 if summary["n_failed"] else 0

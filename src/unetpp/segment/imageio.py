@@ -1,0 +1,105 @@
+"""Read a microscopy image of any common kind and bring it to the model's input: 3-channel BGR uint8.
+
+Accepted: PNG, TIFF, JPEG; grey, grey+alpha, RGB(BGR as OpenCV reads it), RGBA; 8-bit, 16-bit (and float TIFF).
+- grey is replicated to 3 channels; alpha is dropped (as the guide's `cv2.imread(path)` does);
+- 16-bit / float: `bit16="stretch"` (default) maps the 0.1th..99.9th percentiles of the whole image linearly to
+  0..255 (robust to a 12-bit camera in a 16-bit container and to a few hot pixels); `bit16="257"` is the plain
+  `value / 257` (a 16-bit copy of an 8-bit image comes back exactly). 8-bit images are used as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from unetpp.data.preprocess import describe_unreadable
+from unetpp.errors import InputError, expected_found
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+BIT16_MODES = ("stretch", "257")
+STRETCH_PERCENTILES = (0.1, 99.9)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the file held before conversion."""
+
+    path: str
+    height: int
+    width: int
+    channels: int
+    dtype: str
+
+
+def check_suffix(path: Path) -> None:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(expected_found(f"image {path}", "a file ending in " + ", ".join(IMAGE_SUFFIXES),
+                                        f"suffix {path.suffix!r}" if path.suffix else "no suffix"))
+
+
+def to_uint8(img: np.ndarray, bit16: str = "stretch") -> np.ndarray:
+    """8-bit-equivalent copy of a 16-bit or float image (see the module docstring); uint8 passes through."""
+    if img.dtype == np.uint8:
+        return img
+    if bit16 not in BIT16_MODES:
+        raise InputError(expected_found("16-bit conversion", " or ".join(BIT16_MODES), repr(bit16)))
+    if img.dtype == np.uint16 and bit16 == "257":
+        return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if img.dtype not in (np.uint16, np.float32, np.float64, np.int16, np.int32):
+        raise InputError(expected_found("image sample type", "uint8, uint16 or float", str(img.dtype)))
+    data = img.astype(np.float32)
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return np.zeros(img.shape, np.uint8)
+    lo, hi = np.percentile(finite, STRETCH_PERCENTILES)
+    if hi <= lo:  # a flat image: keep its level on the 8-bit scale where it is a 16-bit one, else mid-grey
+        level = lo / 257.0 if img.dtype == np.uint16 else 0.0
+        return np.full(img.shape, np.uint8(np.clip(round(level), 0, 255)))
+    out = (np.nan_to_num(data, nan=lo) - lo) * np.float32(255.0 / (hi - lo))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def to_bgr(img: np.ndarray) -> np.ndarray:
+    """HxW, HxWx1, HxWx2 (grey+alpha), HxWx3 (BGR), HxWx4 (BGRA) -> HxWx3 BGR of the same dtype."""
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise InputError(expected_found("image layout", "grey, grey+alpha, RGB or RGBA",
+                                        f"an array of shape {img.shape}"))
+    c = img.shape[2]
+    if c in (1, 2):
+        return np.ascontiguousarray(np.repeat(img[:, :, :1], 3, axis=2))
+    return np.ascontiguousarray(img[:, :, :3])
+
+
+def _jpeg_complete(path: Path) -> bool:
+    """OpenCV decodes a truncated JPEG with a warning and grey filler; its missing end marker gives it away."""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 64))
+        tail = f.read().rstrip(b"\x00\r\n ")
+    return tail.endswith(b"\xff\xd9")
+
+
+def read_image(path: str | Path, bit16: str = "stretch") -> tuple[np.ndarray, ImageInfo]:
+    """An image file as (uint8 HxWx3 BGR, what the file held). Errors say what was expected and what was found."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(expected_found(f"image {path}", "an existing image file", describe_unreadable(path)))
+    check_suffix(path)
+    if path.stat().st_size == 0:
+        raise InputError(expected_found(f"image {path}", "a readable image", "an empty file (0 bytes)"))
+    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(path):
+        raise InputError(expected_found(f"image {path}", "a complete JPEG (ending in the FFD9 end-of-image marker)",
+                                        f"a truncated file of {path.stat().st_size} bytes"))
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError(expected_found(f"image {path}", f"a readable {path.suffix.lower()[1:].upper()} image",
+                                        describe_unreadable(path)))
+    if img.size == 0 or img.shape[0] == 0 or img.shape[1] == 0:
+        raise InputError(expected_found(f"image {path}", "at least 1x1 pixels", f"size {img.shape[:2]}"))
+    info = ImageInfo(str(path), int(img.shape[0]), int(img.shape[1]), 1 if img.ndim == 2 else int(img.shape[2]),
+                     str(img.dtype))
+    return to_bgr(to_uint8(img, bit16)), info

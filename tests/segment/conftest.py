@@ -1,0 +1,15 @@
+"""The real shipped model behind the torch runtime (no ONNX export needed), built once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shipped_runtime():
+    from unetpp.model.checkpoint import shipped_checkpoint
+    from unetpp.runtimes import get_runtime
+
+    rt = get_runtime("torch", shipped_checkpoint(), threads=2)
+    with rt:
+        yield rt

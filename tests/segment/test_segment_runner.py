@@ -1,0 +1,34 @@
+"""Which files `unetpp predict` takes from its arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from unetpp.errors import InputError
+from unetpp.segment.runner import gather_images
+
+
+def _touch(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"x")
+    return p
+
+
+def test_files_folders_dsb_layout_and_ids(tmp_path: Path):
+    flat = tmp_path / "flat"
+    a, b = _touch(flat / "a.png"), _touch(flat / "b.txt")
+    _touch(flat / ".hidden.png")
+    (flat / "sub").mkdir()
+    assert gather_images([flat]) == [(a, "a"), (b, "b")]  # every visible file is tried; a .txt fails alone later
+    dsb = tmp_path / "root" / "stage1_train"
+    s1, s2 = _touch(dsb / "id1" / "images" / "id1.png"), _touch(dsb / "id2" / "images" / "id2.png")
+    assert gather_images([dsb]) == [(s1, "id1"), (s2, "id2")]
+    assert gather_images([dsb.parent]) == [(s1, "id1"), (s2, "id2")]  # a dataset root holding stage1_train
+    got = gather_images([dsb.parent], ids=["id2", "nope"])
+    assert got[0] == (s2, "id2") and got[1][1] == "nope" and not got[1][0].exists()  # reported per image later
+    assert gather_images([flat], ids=["a"]) == [(a, "a")]  # a flat folder of <id>.<suffix>
+    assert gather_images([a, tmp_path / "missing.png"]) == [(a, "a"), (tmp_path / "missing.png", "missing")]
+    with pytest.raises(InputError, match="with --ids"):
+        gather_images([a], ids=["a"])
