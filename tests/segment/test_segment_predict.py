@@ -180,3 +180,28 @@ def test_nuclei_rule_rescales_by_the_first_pass(shipped_runtime):
     assert np.pi * 10**2 * 0.6 < median < np.pi * 14**2 * 1.6  # the discs' areas, as the first pass sees them
     assert res["meta"]["scale"] == pytest.approx(np.sqrt(100 / median), rel=1e-5)
     assert len(res["rows"]) == len(DISCS)
+
+
+def test_overlays_and_gallery_without_ground_truth(shipped_runtime, tmp_path: Path):
+    """--overlays: <stem>_overlay.png is the image with the predicted labels' contours in green, and index.html
+    shows every image with its nucleus count."""
+    from unetpp.report.overlay import PRED_COLOR, contour_mask
+    from unetpp.segment.runner import predict_paths
+
+    img = np.full((128, 160, 3), 8, np.uint8)
+    for cy, cx, r in ((40, 40, 12), (80, 110, 15)):
+        cv2.circle(img, (cx, cy), r, (190, 190, 190), -1)
+    cv2.imwrite(str(tmp_path / "two <discs>.png"), img)
+    out = tmp_path / "out"
+    summary = predict_paths([tmp_path / "two <discs>.png"], out, shipped_runtime,
+                            PredictOptions(mode="resize", overlay=True), progress=False)
+    assert summary["n_failed"] == 0
+    labels = _read(out / "two <discs>_labels.png")
+    overlay = _read(out / "two <discs>_overlay.png")
+    n = int(labels.max())
+    assert n >= 2 and overlay.shape == img.shape
+    edge = contour_mask(labels)
+    assert edge.any() and (overlay[edge] == PRED_COLOR).all()
+    assert (overlay[~edge] == img[~edge]).all()  # nothing else changed
+    page = (out / "index.html").read_text()
+    assert "two &lt;discs&gt;" in page and f"nuclei pred {n}" in page and 'src="two%20%3Cdiscs%3E_overlay.png"' in page

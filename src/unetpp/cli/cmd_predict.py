@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--bit16", choices=("stretch", "257"), default="stretch",
                    help="16-bit/float to 8-bit: stretch (0.1..99.9th percentile -> 0..255, default) or 257 (v/257)")
     p.add_argument("--save-prob", action="store_true", help="also write <stem>_prob.png (uint16, p * 65535)")
+    p.add_argument("--overlays", action="store_true",
+                   help="also write <stem>_overlay.png (predicted contours over the image) and OUT/index.html")
     p.add_argument("--no-progress", action="store_true")
     add_engine_args(p, "one image per work item")
     return p
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch,
                              threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
-                             save_prob=args.save_prob, bit16=args.bit16)
+                             save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays)
     ids = read_ids(args.ids) if args.ids else None
     backend, model = resolve_model(args.model, args.backend)
     opts = ray_options(args)

@@ -26,7 +26,7 @@ def predict_item(ctx: WorkerContext, item: tuple[str, str]) -> dict[str, Any]:
     path, stem = item
     p = ctx.params
     record = predict_one(path, p["out_dir"], ctx.runtime, p["options"], stem=stem)
-    for out in output_paths(Path(p["out_dir"]), stem, p["options"].save_prob).values():
+    for out in output_paths(Path(p["out_dir"]), stem, p["options"]).values():
         ctx.wrote(out)
     return {"n_images": 1, "record": record}
 

@@ -17,6 +17,7 @@ import numpy as np
 from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.io import write_bytes_atomic, write_text_atomic
+from unetpp.report.overlay import write_overlay
 from unetpp.runtimes import Runtime
 from unetpp.segment import scale as scale_rules
 from unetpp.segment.imageio import BIT16_MODES, read_image
@@ -24,7 +25,9 @@ from unetpp.segment.instances import CSV_HEADER, DEFAULT_MIN_AREA, label_nuclei,
 from unetpp.segment.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP, blend_tiles
 
 MODES = ("resize", "tile")
-OUTPUT_SUFFIXES = {"mask": "_mask.png", "labels": "_labels.png", "nuclei": "_nuclei.csv", "prob": "_prob.png"}
+OUTPUT_SUFFIXES = {"mask": "_mask.png", "labels": "_labels.png", "prob": "_prob.png", "overlay": "_overlay.png",
+                   "nuclei": "_nuclei.csv"}  # written in this order: the nucleus table last marks a complete image
+OPTIONAL_OUTPUTS = {"prob": "save_prob", "overlay": "overlay"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class PredictOptions:
     min_area: int = DEFAULT_MIN_AREA
     split: bool = True
     save_prob: bool = False
+    overlay: bool = False  # <stem>_overlay.png: predicted contours over the image, and index.html for the run
     bit16: str = "stretch"
     floor: float = DEFAULT_FLOOR
     extra: dict[str, Any] = field(default_factory=dict)
@@ -62,13 +66,15 @@ class PredictOptions:
         return asdict(self)
 
 
-def output_paths(out_dir: Path, stem: str, save_prob: bool) -> dict[str, Path]:
-    return {k: out_dir / f"{stem}{suf}" for k, suf in OUTPUT_SUFFIXES.items() if k != "prob" or save_prob}
+def output_paths(out_dir: Path, stem: str, options: PredictOptions) -> dict[str, Path]:
+    """The files of one image, in writing order; the optional ones only where the options ask for them."""
+    return {k: out_dir / f"{stem}{suf}" for k, suf in OUTPUT_SUFFIXES.items()
+            if k not in OPTIONAL_OUTPUTS or getattr(options, OPTIONAL_OUTPUTS[k])}
 
 
 def outputs_complete(out_dir: str | Path, stem: str, options: PredictOptions) -> bool:
     """All of an image's outputs exist (each is written atomically, so existing means complete)."""
-    return all(p.is_file() for p in output_paths(Path(out_dir), stem, options.save_prob).values())
+    return all(p.is_file() for p in output_paths(Path(out_dir), stem, options).values())
 
 
 def tile_probs(runtime: Runtime, tiles: np.ndarray) -> np.ndarray:
@@ -159,7 +165,7 @@ def _csv(rows: list[list[Any]]) -> str:
     return "\n".join([",".join(CSV_HEADER)] + [",".join(str(v) for v in r) for r in rows]) + "\n"
 
 
-def write_outputs(result: dict[str, Any], paths: dict[str, Path]) -> None:
+def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndarray | None = None) -> None:
     """Each file atomically; the nucleus table last, so its presence marks a complete image."""
     labels = result["labels"]
     if labels.max(initial=0) > np.iinfo(np.uint16).max:
@@ -170,6 +176,10 @@ def write_outputs(result: dict[str, Any], paths: dict[str, Path]) -> None:
         write_bytes_atomic(paths["prob"], _png(prob16, "probability"))
     write_bytes_atomic(paths["mask"], _png(result["mask"].astype(np.uint8) * 255, "mask"))
     write_bytes_atomic(paths["labels"], _png(labels.astype(np.uint16), "labels"))
+    if "overlay" in paths:
+        if image is None:
+            raise OutputError("an overlay needs the image it is drawn on")
+        write_overlay(paths["overlay"], image, labels)
     write_text_atomic(paths["nuclei"], _csv(result["rows"]))
 
 
@@ -181,7 +191,7 @@ def predict_one(path: str | Path, out_dir: str | Path, runtime: Runtime, options
     t0 = time.perf_counter()
     img, info = read_image(path, options.bit16)
     result = predict_image(img, runtime, options)
-    write_outputs(result, output_paths(out_dir, stem or path.stem, options.save_prob))
+    write_outputs(result, output_paths(out_dir, stem or path.stem, options), img)
     return {"image": str(path), "stem": stem or path.stem, "height": info.height, "width": info.width,
             "channels": info.channels, "dtype": info.dtype, "mode": options.mode, "nuclei": len(result["rows"]),
             "foreground_px": int(result["mask"].sum()), "seconds": round(time.perf_counter() - t0, 4),

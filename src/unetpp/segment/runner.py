@@ -23,6 +23,7 @@ from unetpp.segment.predict import PredictOptions, output_paths, outputs_complet
 
 SUMMARY = "predict_summary.json"
 COUNTS = "counts.csv"
+GALLERY = "index.html"
 COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei", "seconds", "scale"]
 Execute = Callable[[list[tuple[Path, str]]], Iterable[tuple[Path, str, "dict[str, Any] | None", "str | None"]]]
 
@@ -129,7 +130,7 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
                     f"{seen[stem]}", "rename one of them or predict them into different folders")})
                 continue
             seen[stem] = path
-            paths = output_paths(out_dir, stem, options.save_prob)
+            paths = output_paths(out_dir, stem, options)
             if previous is not None and outputs_complete(out_dir, stem, options):
                 records.append(previous.get(stem) or _record_from_files(path, stem, paths, options.mode))
                 n_skipped += 1
@@ -161,16 +162,30 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     }
     try:
         write_text_atomic(out_dir / COUNTS, _counts_csv(records))
+        if options.overlay:
+            _gallery(out_dir, records, summary)
         write_json_atomic(out_dir / SUMMARY, summary)
     except OSError as exc:
         raise OutputError(f"cannot write the run summary in {out_dir}: {exc}") from None
     return summary
 
 
+def _gallery(out_dir: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """OUT/index.html: every image's overlay with its size and nucleus count (no ground truth here)."""
+    from unetpp.report.gallery import GalleryItem, write_gallery
+
+    items = [GalleryItem(r["stem"], f"{r['stem']}_overlay.png", int(r["width"]), int(r["height"]), int(r["nuclei"]))
+             for r in records]
+    totals = {"images": len(records), "failed": summary["n_failed"], "nuclei": summary["nuclei_total"],
+              "mode": summary["settings"]["options"]["mode"], "date": summary["date"]}
+    write_gallery(out_dir / GALLERY, items, totals, title=f"unetpp predict: {out_dir.name}")
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"predicted {summary['n_predicted']} image(s), skipped {summary['n_skipped']} already complete, "
              f"{summary['n_failed']} failed; {summary['nuclei_total']} nuclei in all; {summary['seconds']:.1f} s",
-             f"outputs in {summary['out_dir']} ({SUMMARY}, {COUNTS})"]
+             f"outputs in {summary['out_dir']} ({SUMMARY}, {COUNTS}"
+             + (f", {GALLERY})" if summary["settings"]["options"].get("overlay") else ")")]
     if summary["failures"]:
         lines.append(f"failures ({summary['n_failed']}):")
         lines += [f"  {f['image']}: {f['error']}" for f in summary["failures"]]
