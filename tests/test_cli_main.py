@@ -1,0 +1,22 @@
+"""The CLI dispatcher: every command is listed, and a command loads only its own module (start-up cost)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from unetpp.cli.main import COMMANDS, build_parser
+
+
+def test_every_command_has_a_parser() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert sorted(sub.choices) == sorted(COMMANDS)
+
+
+def test_infer_does_not_import_torch() -> None:
+    """`unetpp infer` on an ONNX model must not pay torch's ~2 s import: only the infer command is loaded."""
+    code = ("import sys; from unetpp.cli.main import build_parser; build_parser('infer'); "
+            "import unetpp.pipeline.infer, unetpp.runtimes.ort; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
