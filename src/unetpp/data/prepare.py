@@ -28,6 +28,11 @@ def find_stage1_train(src: str | Path) -> Path:
                                     f"nothing at {src}"))
 
 
+def sample_image_path(stage1_train: str | Path, id_: str) -> Path:
+    """Where stage1_train keeps a sample's image: <stage1_train>/<id>/images/<id>.png."""
+    return Path(stage1_train) / id_ / "images" / f"{id_}.png"
+
+
 def list_sample_ids(stage1_train: str | Path) -> list[str]:
     """The sample ids (sub-folder names, sorted) of a stage1_train folder."""
     stage1_train = Path(stage1_train)
@@ -44,7 +49,7 @@ def prepare_sample(sample_dir: str | Path, size: int = 96) -> tuple[np.ndarray, 
     """One sample as upstream: (BGR uint8 size x size x 3 image, uint8 size x size soft mask)."""
     sample_dir = Path(sample_dir)
     id_ = sample_dir.name
-    img_path = sample_dir / "images" / f"{id_}.png"
+    img_path = sample_image_path(sample_dir.parent, id_)
     if not img_path.is_file():
         raise InputError(expected_found(f"sample {id_}", f"an image at {img_path}", "no such file"))
     img = read_bgr(img_path)

@@ -7,16 +7,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from unetpp.data.prepare import sample_image_path
 from unetpp.data.preprocess import describe_unreadable, read_bgr, read_gray
 from unetpp.errors import InputError, expected_found
 
 LABELS_SUFFIX = "_labels.png"
 MASK_SUFFIX = "_mask.png"
 MAX_INSTANCES = np.iinfo(np.uint16).max
-
-
-def sample_image_path(stage1_train: str | Path, id_: str) -> Path:
-    return Path(stage1_train) / id_ / "images" / f"{id_}.png"
 
 
 def load_gt_instances(stage1_train: str | Path, id_: str) -> np.ndarray:

@@ -25,9 +25,10 @@ def binarize_gt(mask: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function in float32, as torch.sigmoid on float32 logits."""
+    """Logistic function in float32, as torch.sigmoid on float32 logits; written with tanh, so large negative
+    logits give 0 without an overflow in exp."""
     x = np.asarray(x, dtype=np.float32)
-    return (np.float32(1.0) / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
+    return (np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))).astype(np.float32)
 
 
 def confusion_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, int, int]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError, OutputError, expected_found
+from unetpp.eval.metrics import sigmoid
 from unetpp.io import write_bytes_atomic, write_text_atomic
 from unetpp.report.overlay import write_overlay
 from unetpp.runtimes import Runtime
@@ -89,7 +90,7 @@ def tile_probs(runtime: Runtime, tiles: np.ndarray) -> np.ndarray:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - k, axis=0)])
         parts.append(np.asarray(runtime.infer(chunk), np.float32)[:k, 0])
     logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)  # sigmoid, without exp overflow
+    return sigmoid(logits)
 
 
 def _size(runtime: Runtime) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 from tqdm import tqdm
 
+from unetpp.data.prepare import sample_image_path
 from unetpp.errors import InputError, OutputError, UnetppError, expected_found
 from unetpp.io import ensure_dir, write_json_atomic, write_text_atomic
 from unetpp.runtimes import Runtime
@@ -30,7 +31,7 @@ Execute = Callable[[list[tuple[Path, str]]], Iterable[tuple[Path, str, "dict[str
 
 def _sample_image(root: Path, id_: str) -> Path:
     """A DSB2018-style sample (<root>/<id>/images/<id>.png), else <root>/<id>.<image suffix>."""
-    dsb = root / id_ / "images" / f"{id_}.png"
+    dsb = sample_image_path(root, id_)
     if dsb.is_file():
         return dsb
     for suf in IMAGE_SUFFIXES:
@@ -41,7 +42,7 @@ def _sample_image(root: Path, id_: str) -> Path:
 
 def _dsb_samples(folder: Path) -> list[Path]:
     subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [p / "images" / f"{p.name}.png" for p in subs if (p / "images" / f"{p.name}.png").is_file()]
+    return [img for img in (sample_image_path(folder, p.name) for p in subs) if img.is_file()]
 
 
 def gather_images(inputs: Sequence[str | Path], ids: Sequence[str] | None = None) -> list[tuple[Path, str]]:
