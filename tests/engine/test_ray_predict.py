@@ -40,3 +40,6 @@ def test_predict_engine_ray_matches_local(ray_session, dsb_root: Path, val_ids: 
     assert s["n_predicted"] == 3 and s["n_failed"] == 1 and "not_an_image.png" in s["failures"][0]["image"]
     local = json.loads((tmp_path / "local" / "predict_summary.json").read_text())
     assert [r["nuclei"] for r in s["images"]] == [r["nuclei"] for r in local["images"]]
+    # the same summary plus the engine, the cluster and per-worker figures
+    assert (local["engine"], s["engine"]) == ("local", "ray") and s["num_workers"] == 2
+    assert s["cluster"]["cpus"] >= 2 and sum(w["n_images"] for w in s["workers"]) == 3

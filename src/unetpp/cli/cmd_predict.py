@@ -60,13 +60,15 @@ def run(args: argparse.Namespace) -> int:
     backend, model = resolve_model(args.model, args.backend)
     opts = ray_options(args)
     rt_opts = backend_options(backend, opts.threads if opts else args.threads, args.device, None)
-    execute = None
+    execute, engine_info = None, None
     if opts is not None:
         from unetpp.engine.predict_job import ray_execute
 
-        execute = ray_execute(functools.partial(get_runtime, backend, model, **rt_opts), args.out, options, opts)
+        engine_info = {}
+        execute = ray_execute(functools.partial(get_runtime, backend, model, **rt_opts), args.out, options, opts,
+                              info=engine_info)
     runtime = get_runtime(backend, model, **rt_opts)
     summary = predict_paths(args.inputs, args.out, runtime, options, ids=ids, progress=not args.no_progress,
-                            execute=execute)
+                            execute=execute, engine_info=engine_info)
     print(format_summary(summary))
     return 1 if summary["n_failed"] else 0

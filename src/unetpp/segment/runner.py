@@ -99,11 +99,13 @@ def _counts_csv(records: list[dict[str, Any]]) -> str:
 
 def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Runtime,
                   options: PredictOptions | None = None, ids: Sequence[str] | None = None,
-                  progress: bool = True, execute: Execute | None = None) -> dict[str, Any]:
+                  progress: bool = True, execute: Execute | None = None,
+                  engine_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Predict every image; a bad file is recorded as a failure and the run goes on. Images whose outputs are all
     present from a run with the same settings are skipped. Writes OUT/predict_summary.json and OUT/counts.csv.
     `execute(todo)`, when given, runs predict_one on the (path, stem) items elsewhere (unetpp.engine: Ray workers)
-    and yields (path, stem, record or None, error or None) in todo's order; `runtime` is then only described."""
+    and yields (path, stem, record or None, error or None) in todo's order; `runtime` is then only described.
+    `engine_info`, filled by such an engine while it runs (cluster, workers), is added to the summary."""
     options = options or PredictOptions()
     out_dir = ensure_dir(out_dir)
     items = gather_images(inputs, ids)
@@ -160,6 +162,7 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
         "nuclei_total": sum(int(r["nuclei"]) for r in records), "out_dir": str(out_dir),
         "settings": settings, "date": datetime.now().isoformat(timespec="seconds"),
         "images": records, "failures": failures,
+        "engine": "ray" if execute is not None else "local", **(engine_info or {}),
     }
     try:
         write_text_atomic(out_dir / COUNTS, _counts_csv(records))
