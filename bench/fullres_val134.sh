@@ -13,8 +13,8 @@ for mode in resize tile; do
 done
 .venv/bin/python - <<'PY'
 import json
-from unetpp.io import write_json_atomic, write_text_atomic
-from unetpp.pipeline.summary import machine_info
+from unetpp.atomic import write_json_atomic, write_text_atomic
+from unetpp.core.summary import machine_info
 rows, out = [], {"machine": machine_info(), "command": "bash bench/fullres_val134.sh"}
 for mode in ("resize", "tile"):
     s = json.load(open(f"runs/fullres/{mode}/eval/summary.json"))

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unetpp.atomic import ensure_dir, write_json_atomic, write_text_atomic
 from unetpp.bench.machine import describe_machine
-from unetpp.io import ensure_dir, write_json_atomic, write_text_atomic
 
 # The eager loop: what a user writes with the model class and the checkpoint; batches of --batch in sorted order.
 EAGER_LOOP = """

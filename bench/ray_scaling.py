@@ -51,9 +51,9 @@ def prepare(work: Path, data: Path, prepared: Path | None) -> tuple[Path, Path]:
 
 
 def one_run(engine: str, workers: int, threads: int, model: Path, bins: Path, out: Path, batchsize: int) -> dict:
-    from unetpp.engine.infer_job import run_inference_ray
-    from unetpp.engine.ray_engine import RayOptions
-    from unetpp.pipeline.infer import run_inference
+    from unetpp.core.infer_job import run_inference_ray
+    from unetpp.core.ray import RayOptions
+    from unetpp.infer.run import run_inference
 
     shutil.rmtree(out, ignore_errors=True)
     load = os.getloadavg()[0]
@@ -123,7 +123,7 @@ def main() -> int:
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if a.markdown_only:
-        from unetpp.io import write_text_atomic
+        from unetpp.atomic import write_text_atomic
 
         write_text_atomic(a.out.with_suffix(".md"), markdown(json.loads(a.out.with_suffix(".json").read_text())))
         return 0
@@ -131,8 +131,8 @@ def main() -> int:
     import onnxruntime
     import ray
 
-    from unetpp.io import write_json_atomic, write_text_atomic
-    from unetpp.pipeline.summary import machine_info
+    from unetpp.atomic import write_json_atomic, write_text_atomic
+    from unetpp.core.summary import machine_info
 
     model, bins = prepare(a.work, a.data, a.prepared)
     n_images = len(list(bins.glob("*.bin")))

@@ -26,10 +26,10 @@ BIG_ID = "c901794d1a421d52e5734500c0a2a8ca84651fb93b19cec2f411855e70cae339"  # t
 
 
 def one(data: Path, factor: int, threads: int, batch: int) -> dict:
-    from unetpp.segment.imageio import read_image
-    from unetpp.segment.model import open_runtime
-    from unetpp.segment.predict import PredictOptions, predict_tiled
-    from unetpp.segment.tiling import count_windows
+    from unetpp.model.resolve import open_runtime
+    from unetpp.predict.image import PredictOptions, predict_tiled
+    from unetpp.predict.imageio import read_image
+    from unetpp.predict.tiling import count_windows
 
     img, _ = read_image(data / "stage1_train" / BIG_ID / "images" / f"{BIG_ID}.png")
     if factor == 2:

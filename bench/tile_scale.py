@@ -3,7 +3,7 @@
 For each sampled train id: the image read as `unetpp predict` reads it, the ground truth = union of its instance
 masks (> 127) at full resolution, and for each candidate rule the full-resolution probability -> mask (p >= 0.5)
 -> pixel IoU (the guide's per-image formula, +1e-5 smoothing) and the nucleus count vs the true count.
-Also measures the training nucleus size at 96x96 (TRAIN_MEDIAN_AREA_96 in unetpp.segment.scale).
+Also measures the training nucleus size at 96x96 (TRAIN_MEDIAN_AREA_96 in unetpp.predict.scale).
 
     flock -s /tmp/unetpp-cpu.lock .venv/bin/python bench/tile_scale.py --data data/dsb2018 --n 100 --threads 2
 """
@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from unetpp.segment import scale as rules
-from unetpp.segment.imageio import read_image
-from unetpp.segment.instances import label_nuclei
-from unetpp.segment.model import open_runtime
-from unetpp.segment.predict import PredictOptions, median_nucleus_area, predict_resize, predict_tiled
+from unetpp.model.resolve import open_runtime
+from unetpp.predict import scale as rules
+from unetpp.predict.image import PredictOptions, median_nucleus_area, predict_resize, predict_tiled
+from unetpp.predict.imageio import read_image
+from unetpp.predict.instances import label_nuclei
 
 CANDIDATES = ["resize", "fit", "area", "0.25", "0.5", "nuclei", "nuclei@23.9"]
 

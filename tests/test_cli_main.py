@@ -17,6 +17,6 @@ def test_every_command_has_a_parser() -> None:
 def test_infer_does_not_import_torch() -> None:
     """`unetpp infer` on an ONNX model must not pay torch's ~2 s import: only the infer command is loaded."""
     code = ("import sys; from unetpp.cli.main import build_parser; build_parser('infer'); "
-            "import unetpp.pipeline.infer, unetpp.runtimes.ort; print('torch' in sys.modules)")
+            "import unetpp.infer.run, unetpp.runtimes.ort; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -13,7 +13,7 @@ from unetpp.cli.main import main
 from unetpp.errors import InputError
 from unetpp.eval.instance_eval import evaluate_instances
 from unetpp.eval.instance_io import load_gt_instances, read_label_image
-from unetpp.report.instance_report import evaluate_full_resolution
+from unetpp.eval.instance_report import evaluate_full_resolution
 
 E = 1e-5
 

@@ -14,9 +14,9 @@ import torch
 from unetpp.cli.main import main
 from unetpp.config import PreprocessConfig
 from unetpp.errors import InputError
+from unetpp.infer.run import run_inference
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
 from unetpp.model.export import synthetic_nuclei
-from unetpp.pipeline.infer import run_inference
 
 ORT_VS_TORCH_ATOL = 1e-4  # fp32 on both sides; BN folded into the convs by the exporter
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from unetpp.cli.main import main
+from unetpp.compile import AccuracyDropError, compile_model
 from unetpp.config import INPUT_NAME, OUTPUT_NAME
 from unetpp.data.prepare import prepare_dsb2018
 from unetpp.data.preprocess import list_inputs, preprocess_folder, read_gray, read_input
@@ -17,7 +18,6 @@ from unetpp.data.synthetic import make_synthetic_dsb
 from unetpp.errors import InputError
 from unetpp.model.network import build_model
 from unetpp.runtimes import get_runtime
-from unetpp.runtimes.compile import AccuracyDropError, compile_model
 
 # A random-weights model: int8 moves logits near the 0.5 threshold, so judge decisions, not values.
 MAX_FLIPPED_SHARE = 0.2

@@ -10,12 +10,12 @@ import torch
 
 pytest.importorskip("openvino")
 
+from unetpp.compile import compile_model  # noqa: E402
 from unetpp.config import INPUT_NAME, OUTPUT_NAME  # noqa: E402
 from unetpp.errors import InputError  # noqa: E402
 from unetpp.model.export import synthetic_nuclei  # noqa: E402
 from unetpp.model.network import build_model  # noqa: E402
 from unetpp.runtimes import get_runtime  # noqa: E402
-from unetpp.runtimes.compile import compile_model  # noqa: E402
 
 # fp32 on both sides; OpenVINO fuses BN and reorders sums. Logits of this model are O(1).
 OV_ATOL = 1e-4

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from unetpp.atomic import write_bytes_atomic
 from unetpp.data.preprocess import read_gray, read_logits
 from unetpp.eval.metrics import guide_iou
-from unetpp.io import write_bytes_atomic
-from unetpp.pipeline.batching import make_batches, output_stem
+from unetpp.infer.batching import make_batches, output_stem
 from unetpp.runtimes import Runtime
 
 

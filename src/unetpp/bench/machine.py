@@ -6,7 +6,7 @@ import contextlib
 from importlib import metadata
 from typing import Any
 
-from unetpp.pipeline.summary import machine_info
+from unetpp.core.summary import machine_info
 
 PACKAGES = ("unetpp", "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf")
 

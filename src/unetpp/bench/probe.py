@@ -87,7 +87,7 @@ def gemm_gflops(device: str = "cpu", dtype: str = "fp32", threads: int | None = 
 
         name = torch.cuda.get_device_name(device)
     else:
-        from unetpp.pipeline.summary import machine_info
+        from unetpp.core.summary import machine_info
 
         name = machine_info()["cpu"]
     return {"device": device, "device_name": name, "dtype": dtype, "threads": threads, "n": n, "library": lib,

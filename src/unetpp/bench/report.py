@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from unetpp.atomic import atomic_path, ensure_dir, write_text_atomic
 from unetpp.errors import InputError, expected_found
-from unetpp.io import atomic_path, ensure_dir, write_text_atomic
 
 # The guide's published throughputs (images/s) by batch size (REFERENCE.md).
 GUIDE = {

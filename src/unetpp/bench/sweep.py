@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from unetpp.atomic import ensure_dir, write_json_atomic
 from unetpp.bench.cell import run_cell
 from unetpp.bench.machine import describe_machine
 from unetpp.bench.probe import gemm_gflops, probe_key
 from unetpp.bench.report import write_report
 from unetpp.bench.spec import BackendSpec
 from unetpp.errors import InputError, expected_found
-from unetpp.io import ensure_dir, write_json_atomic
-from unetpp.pipeline.batching import check_sizes, gather_inputs
+from unetpp.infer.batching import check_sizes, gather_inputs
 from unetpp.runtimes import get_runtime
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unetpp.runtimes.compile import compile_model, report_path
+from unetpp.compile import compile_model, report_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

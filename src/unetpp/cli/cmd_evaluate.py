@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_instances(args: argparse.Namespace) -> int:
-    from unetpp.report.instance_report import evaluate_full_resolution
+    from unetpp.eval.instance_report import evaluate_full_resolution
 
     mixed = [f for f, v in (("RESULTS", args.results), ("MASKS", args.masks), ("--csv", args.csv)) if v]
     if mixed:

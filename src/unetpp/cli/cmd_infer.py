@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from unetpp.engine import ENGINES
+from unetpp.core import ENGINES
+from unetpp.core.summary import format_summary
 from unetpp.errors import InputError, expected_found
-from unetpp.pipeline.infer import OUTFMTS, PURE_DATA_TYPES, pick_backend, run_inference
-from unetpp.pipeline.summary import format_summary
+from unetpp.infer.run import OUTFMTS, PURE_DATA_TYPES, pick_backend, run_inference
 from unetpp.runtimes import known_runtimes
 
 
@@ -63,7 +63,7 @@ def ray_options(args: argparse.Namespace) -> Any:
             if value is not None:
                 raise InputError(expected_found(flag, "--engine ray", "--engine local"))
         return None
-    from unetpp.engine.ray_engine import RayOptions, import_ray
+    from unetpp.core.ray import RayOptions, import_ray
 
     import_ray()  # without Ray: how to install it, before anything else
     opts = RayOptions(address=args.address, num_workers=args.num_workers, threads=args.threads or 1,
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                                 backend_options=backend_options(backend, args.threads, args.device, args.dtype),
                                 **common)
     else:
-        from unetpp.engine.infer_job import run_inference_ray
+        from unetpp.core.infer_job import run_inference_ray
 
         summary = run_inference_ray(args.model, inputs, args.output, ray_options=opts,
                                     backend_options=backend_options(backend, opts.threads, args.device, args.dtype),

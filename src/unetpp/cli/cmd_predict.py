@@ -48,10 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from unetpp.cli.cmd_infer import backend_options, ray_options
     from unetpp.data.paths import read_ids
+    from unetpp.model.resolve import resolve_model
+    from unetpp.predict.folder import format_summary, predict_paths
+    from unetpp.predict.image import PredictOptions
     from unetpp.runtimes import get_runtime
-    from unetpp.segment.model import resolve_model
-    from unetpp.segment.predict import PredictOptions
-    from unetpp.segment.runner import format_summary, predict_paths
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch,
                              threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     rt_opts = backend_options(backend, opts.threads if opts else args.threads, args.device, None)
     execute, engine_info = None, None
     if opts is not None:
-        from unetpp.engine.predict_job import ray_execute
+        from unetpp.core.predict_job import ray_execute
 
         engine_info = {}
         execute = ray_execute(functools.partial(get_runtime, backend, model, **rt_opts), args.out, options, opts,

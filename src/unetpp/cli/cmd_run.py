@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from unetpp.pipeline.job import format_report, run_job
+from unetpp.run import format_report, run_job
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from unetpp.atomic import ensure_dir, write_bytes_atomic
 from unetpp.data.preprocess import name_few, read_bgr, read_gray
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.io import ensure_dir, write_bytes_atomic
 
 
 def find_stage1_train(src: str | Path) -> Path:

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from unetpp.atomic import atomic_path, ensure_dir, write_bytes_atomic
 from unetpp.config import PreprocessConfig
 from unetpp.errors import InputError, expected_found
-from unetpp.io import atomic_path, ensure_dir, write_bytes_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 INPUT_SUFFIXES = (".bin", ".npy")

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from unetpp.atomic import ensure_dir, write_bytes_atomic, write_text_atomic
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.io import ensure_dir, write_bytes_atomic, write_text_atomic
 
 SIZES = ((256, 256), (256, 256), (256, 320))  # (H, W); mostly square like DSB2018, some not
 

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from unetpp.atomic import write_text_atomic
 from unetpp.data.preprocess import name_few, read_gray, read_logits
 from unetpp.errors import InputError, expected_found
 from unetpp.eval.metrics import binarize_gt, dice, guide_iou, guide_pred, upstream_iou
-from unetpp.io import write_text_atomic
 
 OUTPUT_SUFFIXES = (".bin", ".npy")
 CSV_FIELDS = ("id", "iou_guide", "dice", "pred_pixels", "gt_pixels")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from unetpp.atomic import write_json_atomic, write_text_atomic
 from unetpp.data.prepare import find_stage1_train
 from unetpp.data.preprocess import name_few
 from unetpp.errors import InputError, expected_found
@@ -29,7 +30,6 @@ from unetpp.eval.instance_metrics import (
     mean_precision_at,
     pixel_scores,
 )
-from unetpp.io import write_json_atomic, write_text_atomic
 
 # Called once per image with (id, predicted labels, true labels) so a caller can draw without reading twice.
 ImageHook = Callable[[str, np.ndarray, np.ndarray], None]

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
+from unetpp.atomic import atomic_path, file_sha256  # noqa: F401 - file_sha256 re-exported
 from unetpp.config import ModelConfig, PreprocessConfig
 from unetpp.errors import CheckpointError, InputError, expected_found
-from unetpp.io import atomic_path, file_sha256  # noqa: F401 - file_sha256 re-exported
 from unetpp.model.network import NestedUNet, build_model
 
 FORMAT = "unetpp-checkpoint"

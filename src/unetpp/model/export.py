@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from unetpp.atomic import atomic_path, write_json_atomic
 from unetpp.config import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
-from unetpp.io import atomic_path, write_json_atomic
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
 
 # ORT and PyTorch both run fp32; BN folding and a different summation order stay well below this on logits.

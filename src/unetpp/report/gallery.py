@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from unetpp.io import write_text_atomic
+from unetpp.atomic import write_text_atomic
 from unetpp.report.overlay import PRED_COLOR, TRUE_COLOR
 
 _CSS = """

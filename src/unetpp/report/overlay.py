@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from unetpp.atomic import write_bytes_atomic
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.io import write_bytes_atomic
 
 PRED_COLOR = (0, 255, 0)  # BGR green
 TRUE_COLOR = (255, 0, 255)  # BGR magenta

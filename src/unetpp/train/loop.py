@@ -16,9 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from unetpp.atomic import ensure_dir, write_text_atomic
 from unetpp.config import ModelConfig, PreprocessConfig, TrainConfig
 from unetpp.errors import CheckpointError, OutputError, RuntimeUnavailable, expected_found
-from unetpp.io import ensure_dir, write_text_atomic
 from unetpp.model.checkpoint import save_checkpoint
 from unetpp.model.network import build_model
 from unetpp.train.dataset import AugmentedDataset, EpochBatchSampler, load_split, stack_split

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from unetpp.atomic import atomic_path
 from unetpp.errors import CheckpointError, expected_found
-from unetpp.io import atomic_path
 
 STATE_FORMAT = "unetpp-train-state"
 STATE_VERSION = 1

@@ -14,16 +14,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from unetpp.atomic import write_bytes_atomic, write_text_atomic
 from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.eval.metrics import sigmoid
-from unetpp.io import write_bytes_atomic, write_text_atomic
+from unetpp.predict import scale as scale_rules
+from unetpp.predict.imageio import BIT16_MODES, read_image
+from unetpp.predict.instances import CSV_HEADER, DEFAULT_MIN_AREA, label_nuclei, nucleus_table
+from unetpp.predict.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP, blend_tiles
 from unetpp.report.overlay import write_overlay
 from unetpp.runtimes import Runtime
-from unetpp.segment import scale as scale_rules
-from unetpp.segment.imageio import BIT16_MODES, read_image
-from unetpp.segment.instances import CSV_HEADER, DEFAULT_MIN_AREA, label_nuclei, nucleus_table
-from unetpp.segment.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP, blend_tiles
 
 MODES = ("resize", "tile")
 OUTPUT_SUFFIXES = {"mask": "_mask.png", "labels": "_labels.png", "prob": "_prob.png", "overlay": "_overlay.png",

@@ -12,17 +12,17 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from unetpp.atomic import ensure_dir, file_sha256, write_bytes_atomic, write_json_atomic
 from unetpp.config import PreprocessConfig
-from unetpp.errors import InputError, ModelFileError, expected_found
-from unetpp.io import ensure_dir, file_sha256, write_bytes_atomic, write_json_atomic
-from unetpp.pipeline.batching import Batch, check_sizes, gather_inputs, make_batches, output_stem
-from unetpp.pipeline.summary import (
+from unetpp.core.summary import (
     THROUGHPUT_DEFINITIONS,
     format_summary,
     latency_stats,
     machine_info,
     throughput_compute,
 )
+from unetpp.errors import InputError, ModelFileError, expected_found
+from unetpp.infer.batching import Batch, check_sizes, gather_inputs, make_batches, output_stem
 from unetpp.runtimes import get_runtime
 
 OUTFMTS = ("BIN", "NPY")

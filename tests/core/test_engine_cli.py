@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from unetpp.cli.main import main
-from unetpp.engine.work import FAULT_ENV, FaultSpec
+from unetpp.core.work import FAULT_ENV, FaultSpec
 from unetpp.errors import InputError
 
 

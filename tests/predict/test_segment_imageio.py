@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from unetpp.errors import InputError
-from unetpp.segment.imageio import read_image, to_uint8
+from unetpp.predict.imageio import read_image, to_uint8
 
 
 @pytest.fixture()

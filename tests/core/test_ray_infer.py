@@ -17,12 +17,12 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'unetpp[ray]'")
 
 from unetpp.cli.main import main  # noqa: E402
+from unetpp.core.infer_job import run_inference_ray  # noqa: E402
+from unetpp.core.ray import RayOptions  # noqa: E402
+from unetpp.core.work import FaultSpec  # noqa: E402
 from unetpp.data.prepare import prepare_dsb2018  # noqa: E402
 from unetpp.data.preprocess import preprocess_folder  # noqa: E402
-from unetpp.engine.infer_job import run_inference_ray  # noqa: E402
-from unetpp.engine.ray_engine import RayOptions  # noqa: E402
-from unetpp.engine.work import FaultSpec  # noqa: E402
-from unetpp.pipeline.infer import run_inference  # noqa: E402
+from unetpp.infer.run import run_inference  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

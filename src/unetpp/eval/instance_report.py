@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from unetpp.atomic import ensure_dir
 from unetpp.data.prepare import find_stage1_train, sample_image_path
 from unetpp.data.preprocess import read_bgr
 from unetpp.eval.instance_eval import evaluate_instances, write_instance_csv, write_instance_summary
 from unetpp.eval.instance_io import prediction_ids
-from unetpp.io import ensure_dir
 from unetpp.report.gallery import GalleryItem, write_gallery
 from unetpp.report.overlay import write_overlay
 

@@ -11,7 +11,7 @@ from unetpp.config import PreprocessConfig
 from unetpp.data.preprocess import list_inputs, name_few, read_gray, read_input
 from unetpp.errors import InputError, UnetppError, expected_found
 from unetpp.eval.metrics import guide_iou
-from unetpp.pipeline.batching import output_stem
+from unetpp.infer.batching import output_stem
 from unetpp.runtimes import get_runtime
 
 GUARD_BATCH = 8

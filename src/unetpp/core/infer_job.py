@@ -21,13 +21,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from unetpp.atomic import ensure_dir, write_json_atomic
 from unetpp.config import PreprocessConfig
-from unetpp.engine import ray_engine
-from unetpp.engine.work import FaultSpec, Job, WorkerContext, worker_stats
+from unetpp.core import ray as ray_engine
+from unetpp.core.summary import THROUGHPUT_DEFINITIONS
+from unetpp.core.work import FaultSpec, Job, WorkerContext, worker_stats
 from unetpp.errors import InputError, expected_found
-from unetpp.io import ensure_dir, write_json_atomic
-from unetpp.pipeline.batching import Batch, gather_inputs, screen_sizes
-from unetpp.pipeline.infer import (
+from unetpp.infer.batching import Batch, gather_inputs, screen_sizes
+from unetpp.infer.run import (
     build_summary,
     check_args,
     files_info,
@@ -36,7 +37,6 @@ from unetpp.pipeline.infer import (
     plan_batches,
     write_batch_outputs,
 )
-from unetpp.pipeline.summary import THROUGHPUT_DEFINITIONS
 from unetpp.runtimes import get_runtime
 
 RAY_THROUGHPUT_DEFINITIONS = {

@@ -15,13 +15,13 @@ from typing import Any
 
 import cv2
 
-from unetpp.engine.work import Job, WorkerContext
+from unetpp.core.work import Job, WorkerContext
 from unetpp.errors import UnetppError
 
 
 def predict_item(ctx: WorkerContext, item: tuple[str, str]) -> dict[str, Any]:
     """Segment one image with the worker's runtime; report each output written (the fault hook counts them)."""
-    from unetpp.segment.predict import output_paths, predict_one
+    from unetpp.predict.image import output_paths, predict_one
 
     path, stem = item
     p = ctx.params
@@ -47,8 +47,8 @@ def ray_execute(runtime_factory: Callable[[], Any], out_dir: str | Path, options
     yielded in the items' order. `info`, when given, receives the cluster and per-worker figures."""
     from tqdm import tqdm
 
-    from unetpp.engine import ray_engine
-    from unetpp.engine.work import worker_stats
+    from unetpp.core import ray as ray_engine
+    from unetpp.core.work import worker_stats
 
     def execute(todo: list[tuple[Path, str]]) -> Iterator[tuple]:
         job = predict_job(runtime_factory, out_dir, options)

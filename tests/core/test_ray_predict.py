@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'unetpp[ray]'")
-pytest.importorskip("unetpp.segment.predict", reason="unetpp predict is not in this tree")
+pytest.importorskip("unetpp.predict.image", reason="unetpp predict is not in this tree")
 
 from unetpp.cli.main import main  # noqa: E402
 

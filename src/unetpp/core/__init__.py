@@ -1,7 +1,7 @@
 """Scale-out engines. `work` is engine-neutral (a Job: lazily built runtime + per-item work function);
 `ray_engine` runs a Job on Ray Data; `infer_job` is `unetpp infer --engine ray`. Ray is imported only when used."""
 
-from unetpp.engine.work import FaultSpec, Job, WorkerContext
+from unetpp.core.work import FaultSpec, Job, WorkerContext
 
 ENGINES = ("local", "ray")
 

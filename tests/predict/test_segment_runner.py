@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from unetpp.errors import InputError
-from unetpp.segment.runner import gather_images
+from unetpp.predict.folder import gather_images
 
 
 def _touch(p: Path) -> Path:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from unetpp.cli.main import main
+from unetpp.infer.run import run_inference
 from unetpp.model.export import synthetic_nuclei
-from unetpp.pipeline.infer import run_inference
 
 N_INPUTS, BATCH = 134, 16  # the guide's val set size and batch size: 8 full batches + 6 (padded with 10)
 OUT_BYTES = 4 * 96 * 96  # one 1x96x96 float32 map: 36,864 bytes (REFERENCE.md)

@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from unetpp.segment.instances import CSV_HEADER, label_nuclei, nucleus_table
+from unetpp.predict.instances import CSV_HEADER, label_nuclei, nucleus_table
 
 
 def _disc(mask: np.ndarray, cy: int, cx: int, r: int) -> None:

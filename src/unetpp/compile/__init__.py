@@ -1,6 +1,6 @@
 """`unetpp compile`: optimised ONNX for ONNX Runtime, IR for OpenVINO, optionally int8 with an accuracy guard."""
 
-from unetpp.runtimes.compile.api import compile_model, report_path
-from unetpp.runtimes.compile.guard import AccuracyDropError
+from unetpp.compile.api import compile_model, report_path
+from unetpp.compile.guard import AccuracyDropError
 
 __all__ = ["AccuracyDropError", "compile_model", "report_path"]

@@ -11,8 +11,8 @@ import pytest
 
 from unetpp.cli.main import main
 from unetpp.errors import InputError
-from unetpp.segment.model import resolve_model
-from unetpp.segment.predict import PredictOptions, predict_image, predict_one, predict_tiled, tile_probs
+from unetpp.model.resolve import resolve_model
+from unetpp.predict.image import PredictOptions, predict_image, predict_one, predict_tiled, tile_probs
 
 VAL_ID = "610f32e2d9d270d740aec501dcf0c89595e4e623468ad43272adab90520a8f96"  # a 256x320 val image
 DISCS = [(40, 50, 11), (40, 200, 14), (120, 120, 12), (190, 60, 10), (200, 210, 13)]  # (cy, cx, r)
@@ -159,7 +159,7 @@ def test_predict_image_threshold_and_labels_agree(shipped_runtime):
 
 
 def test_scale_rules_by_hand():
-    from unetpp.segment import scale
+    from unetpp.predict import scale
 
     assert scale.parse_scale("auto") == scale.AUTO_RULE == "fit"
     assert scale.parse_scale("Nuclei@40") == "nuclei@40" and scale.nuclei_target("nuclei@40") == 40.0
@@ -185,8 +185,8 @@ def test_nuclei_rule_rescales_by_the_first_pass(shipped_runtime):
 def test_overlays_and_gallery_without_ground_truth(shipped_runtime, tmp_path: Path):
     """--overlays: <stem>_overlay.png is the image with the predicted labels' contours in green, and index.html
     shows every image with its nucleus count."""
+    from unetpp.predict.folder import predict_paths
     from unetpp.report.overlay import PRED_COLOR, contour_mask
-    from unetpp.segment.runner import predict_paths
 
     img = np.full((128, 160, 3), 8, np.uint8)
     for cy, cx, r in ((40, 40, 12), (80, 110, 15)):

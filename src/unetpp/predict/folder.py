@@ -15,12 +15,12 @@ from typing import Any
 import cv2
 from tqdm import tqdm
 
+from unetpp.atomic import ensure_dir, write_json_atomic, write_text_atomic
 from unetpp.data.prepare import sample_image_path
 from unetpp.errors import InputError, OutputError, UnetppError, expected_found
-from unetpp.io import ensure_dir, write_json_atomic, write_text_atomic
+from unetpp.predict.image import PredictOptions, output_paths, outputs_complete, predict_one
+from unetpp.predict.imageio import IMAGE_SUFFIXES
 from unetpp.runtimes import Runtime
-from unetpp.segment.imageio import IMAGE_SUFFIXES
-from unetpp.segment.predict import PredictOptions, output_paths, outputs_complete, predict_one
 
 SUMMARY = "predict_summary.json"
 COUNTS = "counts.csv"
@@ -103,7 +103,7 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
                   engine_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Predict every image; a bad file is recorded as a failure and the run goes on. Images whose outputs are all
     present from a run with the same settings are skipped. Writes OUT/predict_summary.json and OUT/counts.csv.
-    `execute(todo)`, when given, runs predict_one on the (path, stem) items elsewhere (unetpp.engine: Ray workers)
+    `execute(todo)`, when given, runs predict_one on the (path, stem) items elsewhere (unetpp.core: Ray workers)
     and yields (path, stem, record or None, error or None) in todo's order; `runtime` is then only described.
     `engine_info`, filled by such an engine while it runs (cluster, workers), is added to the summary."""
     options = options or PredictOptions()

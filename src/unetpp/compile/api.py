@@ -11,10 +11,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
+from unetpp.compile import onnx_passes, ov_passes
+from unetpp.compile.guard import AccuracyDropError, calibration_samples, compare
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.io import ensure_dir, file_sha256, write_json_atomic
-from unetpp.runtimes.compile import onnx_passes, ov_passes
-from unetpp.runtimes.compile.guard import AccuracyDropError, calibration_samples, compare
 
 BACKENDS = {"onnxruntime": ".onnx", "openvino": ".xml"}
 CHECKPOINT_SUFFIXES = (".pt", ".pth")

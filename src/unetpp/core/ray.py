@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unetpp.engine.work import Job, WorkerContext, run_item
+from unetpp.core.work import Job, WorkerContext, run_item
 from unetpp.errors import InputError, RuntimeUnavailable, UnetppError, expected_found
 
 INSTALL_HINT = "pip install 'unetpp[ray]'"

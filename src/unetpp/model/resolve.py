@@ -44,8 +44,8 @@ def onnx_for_checkpoint(checkpoint: Path) -> Path:
 def resolve_model(model: str | Path | None, backend: str | None) -> tuple[str, Path]:
     """(backend, model file): default the shipped checkpoint through onnxruntime; a .pt for an ONNX backend is
     exported (cached); an .onnx/.xml for the torch backend is an error."""
+    from unetpp.infer.run import pick_backend
     from unetpp.model.checkpoint import shipped_checkpoint
-    from unetpp.pipeline.infer import pick_backend
 
     path = Path(model) if model else shipped_checkpoint()
     if not path.is_file():

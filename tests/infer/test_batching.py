@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from unetpp.errors import InputError
-from unetpp.pipeline.batching import check_sizes, gather_inputs, make_batches, output_stem
+from unetpp.infer.batching import check_sizes, gather_inputs, make_batches, output_stem
 
 
 def _write(folder: Path, names: list[str]) -> list[Path]:
