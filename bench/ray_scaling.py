@@ -51,7 +51,7 @@ def prepare(work: Path, data: Path, prepared: Path | None) -> tuple[Path, Path]:
 
 
 def one_run(engine: str, workers: int, threads: int, model: Path, bins: Path, out: Path, batchsize: int) -> dict:
-    from unetpp.core.infer_job import run_inference_ray
+    from unetpp.core.executors import RayExecutor
     from unetpp.core.ray import RayOptions
     from unetpp.infer.run import run_inference
 
@@ -59,11 +59,12 @@ def one_run(engine: str, workers: int, threads: int, model: Path, bins: Path, ou
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     if engine == "local":
-        s = run_inference(model, [bins], out, output_dirname="run", batchsize=batchsize,
+        s = run_inference(model, [bins], out, output_dirname="run", batch_size=batchsize,
                           backend_options={"threads": threads}, progress=False)
     else:
-        s = run_inference_ray(model, [bins], out, output_dirname="run", batchsize=batchsize, progress=False,
-                              ray_options=RayOptions(num_workers=workers, threads=threads, progress=False))
+        s = run_inference(model, [bins], out, output_dirname="run", batch_size=batchsize, progress=False,
+                          backend_options={"threads": threads},
+                          executor=RayExecutor(RayOptions(num_workers=workers, threads=threads, progress=False)))
     wall = time.perf_counter() - t0
     n = s["n_outputs"]
     ray = s.get("ray", {})

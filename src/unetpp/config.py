@@ -47,7 +47,7 @@ class PreprocessConfig:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     extra_divide: float = 255.0
     channel_order: str = "BGR"
-    threshold: float = 0.5  # on raw logits, as the guide's post-processing
+    logit_threshold: float = 0.5  # the guide's decision: raw logit > 0.5 (no sigmoid; = probability 0.6225)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -69,6 +69,9 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
         keys = {f for f in cls.__dataclass_fields__}
+        d = dict(d)
+        if "threshold" in d and "logit_threshold" not in d:  # checkpoints written before the rename
+            d["logit_threshold"] = d.pop("threshold")
         kw = {k: v for k, v in d.items() if k in keys}
         for k in ("mean", "std"):
             if k in kw:

@@ -67,11 +67,13 @@ def run_job(
     _log(f"preprocess -> {bins}")
     preprocess_folder(prepared / "images", bins, ids, fmt="bin", cfg=ck.preprocess)
 
-    model = onnx_path if backend in ("onnxruntime", "openvino") else ck.path
-    opts = {"threads": threads} if threads else {}
+    from unetpp.runtimes import runtime_class
+
+    model = onnx_path if ".onnx" in runtime_class(backend).suffixes else ck.path
     _log(f"infer ({backend}, batch {batchsize})")
     summary = run_inference(model, [bins / f"{i}.bin" for i in sorted(ids)], out / "results",
-                            output_dirname="val", batchsize=batchsize, backend=backend, backend_options=opts)
+                            output_dirname="val", batch_size=batchsize, backend=backend,
+                            backend_options=runtime_class(backend).map_flags(threads))
     scores = evaluate(out / "results" / "val", prepared / "masks" / "0", ids=ids, csv_path=out / "per_image.csv")
 
     report = {

@@ -17,7 +17,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'unetpp[ray]'")
 
 from unetpp.cli.main import main  # noqa: E402
-from unetpp.core.infer_job import run_inference_ray  # noqa: E402
+from unetpp.core.executors import RayExecutor  # noqa: E402
 from unetpp.core.ray import RayOptions  # noqa: E402
 from unetpp.core.work import FaultSpec  # noqa: E402
 from unetpp.data.prepare import prepare_dsb2018  # noqa: E402
@@ -44,7 +44,7 @@ def inputs(dsb_root: Path, val_ids: list[str], tmp_path_factory: pytest.TempPath
 def local_dir(onnx_model: Path, inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference: the single-process engine, same runtime (onnxruntime, 2 threads) and batch size."""
     out = tmp_path_factory.mktemp("local")
-    s = run_inference(onnx_model, [inputs], out, output_dirname="run", batchsize=BATCH,
+    s = run_inference(onnx_model, [inputs], out, output_dirname="run", batch_size=BATCH,
                       backend_options={"threads": 2}, progress=False)
     assert s["n_outputs"] == N_INPUTS
     return out / "run"
@@ -53,8 +53,8 @@ def local_dir(onnx_model: Path, inputs: Path, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="module")
 def ray_run(ray_session, onnx_model: Path, inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("ray")
-    return run_inference_ray(onnx_model, [inputs], out, output_dirname="run", batchsize=BATCH,
-                             ray_options=TWO_WORKERS, progress=False)
+    return run_inference(onnx_model, [inputs], out, output_dirname="run", batch_size=BATCH,
+                             progress=False, executor=RayExecutor(TWO_WORKERS))
 
 
 def _same_as_local(out_dir: Path, local_dir: Path) -> None:
@@ -67,7 +67,7 @@ def _same_as_local(out_dir: Path, local_dir: Path) -> None:
 
 def test_outputs_identical_to_single_process_run(ray_run: dict, local_dir: Path) -> None:
     _same_as_local(Path(ray_run["output_dir"]), local_dir)
-    assert ray_run["n_outputs"] == N_INPUTS and ray_run["n_failed"] == 0 and ray_run["n_padded"] == 1
+    assert ray_run["n_outputs"] == N_INPUTS and ray_run["n_failed"] == 0 and ray_run["n_padded"] == 0
 
 
 def test_summary_has_local_fields_plus_workers_and_cluster(ray_run: dict, local_dir: Path) -> None:
@@ -100,8 +100,8 @@ def test_resume_rewrites_exactly_the_missing_outputs(ray_run: dict, ray_session,
     (out / names[5]).write_bytes((out / names[5]).read_bytes()[:1000])  # truncated: incomplete, must be redone
     redo = {*gone, names[5]}
     kept = {n: (out / n).stat() for n in names if n not in redo}
-    s = run_inference_ray(onnx_model, [inputs], tmp_path, output_dirname="run", batchsize=BATCH, resume=True,
-                          ray_options=TWO_WORKERS, progress=False)
+    s = run_inference(onnx_model, [inputs], tmp_path, output_dirname="run", batch_size=BATCH, resume=True,
+                          progress=False, executor=RayExecutor(TWO_WORKERS))
     assert s["n_skipped"] == len(kept) and s["n_outputs"] == len(redo)
     for n, st in kept.items():
         now = (out / n).stat()
@@ -135,8 +135,8 @@ def test_worker_killed_mid_batch_is_restarted_and_nothing_is_written_twice(
     marker = tmp_path / "fault.json"
     # The first worker to write its 4th output dies (os._exit) right after it; every split of the 3 batches over
     # 2 workers gets one worker there, part-way through its second batch.
-    s = run_inference_ray(onnx_model, [inputs], tmp_path, output_dirname="run", batchsize=BATCH,
-                          ray_options=TWO_WORKERS, progress=False, fault=FaultSpec(4, str(marker)))
+    s = run_inference(onnx_model, [inputs], tmp_path, output_dirname="run", batch_size=BATCH,
+                          progress=False, executor=RayExecutor(TWO_WORKERS, fault=FaultSpec(4, str(marker))))
     assert marker.is_file(), "the fault hook did not fire: the test would prove nothing"
     died = json.loads(marker.read_text())
     assert len(died["written"]) == 4

@@ -85,8 +85,8 @@ def test_cli_fixed_batch(random_checkpoint: Path, tmp_path: Path, capsys: pytest
     with pytest.raises(Exception, match="(?i)dimension|shape"):
         sess.run(None, {"actual_input_1": synthetic_nuclei(1)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bs4.onnx", "bs4.onnx.parity.json"]
-    with pytest.raises(InputError, match="expected 4, found 1"):
-        run_inference(out, None, tmp_path / "o", batchsize=1, progress=False)
+    s = run_inference(out, None, tmp_path / "o", batch_size=1, progress=False)  # padded to the model's 4
+    assert s["n_padded"] == 3 and s["runtime"]["static_batch"] == 4
 
 
 def test_cli_missing_checkpoint_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,9 @@ import pytest
 
 from unetpp.cli.main import main
 from unetpp.errors import InputError
-from unetpp.model.resolve import resolve_model
-from unetpp.predict.image import PredictOptions, predict_image, predict_one, predict_tiled, tile_probs
+from unetpp.predict.image import PredictOptions, predict_image, predict_one, tile_probs
+from unetpp.predict.tiling import blend_tiles
+from unetpp.runtimes import resolve_model
 
 VAL_ID = "610f32e2d9d270d740aec501dcf0c89595e4e623468ad43272adab90520a8f96"  # a 256x320 val image
 DISCS = [(40, 50, 11), (40, 200, 14), (120, 120, 12), (190, 60, 10), (200, 210, 13)]  # (cy, cx, r)
@@ -26,8 +27,11 @@ def test_tiled_probability_has_no_seams(shipped_runtime):
     single = tile_probs(shipped_runtime, img[None, :96, :96])[0]
     centre = float(single[40:56, 40:56].mean())
     # 144 px, overlap 0.5: 2x2 windows at 0 and 48; naive: 192 px, 2x2 windows at 0 and 96, uniform weights
-    blended = predict_tiled(img[:144, :144], shipped_runtime, 1.0, PredictOptions(mode="tile", overlap=0.5))
-    naive = predict_tiled(img, shipped_runtime, 1.0, PredictOptions(mode="tile", overlap=0.0, floor=1.0))
+    def fn(t: np.ndarray) -> np.ndarray:
+        return tile_probs(shipped_runtime, t)
+
+    blended = blend_tiles(img[:144, :144], fn, overlap=0.5)
+    naive = blend_tiles(img, fn, overlap=0.0, floor=1.0)
     assert blended.shape == (144, 144) and naive.shape == (192, 192)
 
     def max_step(p: np.ndarray) -> float:  # largest jump between neighbouring pixels away from the image border
@@ -43,7 +47,7 @@ def test_resolve_model_choices(tmp_path: Path):
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")
     assert resolve_model(onnx, None) == ("onnxruntime", onnx)
-    with pytest.raises(InputError, match="torch backend"):
+    with pytest.raises(InputError, match="backend torch"):
         resolve_model(onnx, "torch")
     with pytest.raises(InputError, match="nothing at"):
         resolve_model(tmp_path / "none.pt", None)

@@ -81,7 +81,7 @@ def test_tile_loop_memory_does_not_grow_with_the_number_of_tiles():
     assert 0 < work_small < 3 * per_batch and 0 < work_large < 3 * per_batch
     assert abs(work_large - work_small) < 64 * 1024
     # a list of all tiles would be 3 * 96 * 96 bytes per tile: far above the measured working set
-    assert work_large < n_large * 3 * 96 * 96 / 10
+    assert work_large < n_large * 3 * 96 * 96 / 8
 
 
 def test_bad_arguments():

@@ -9,10 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from unetpp.atomic import write_bytes_atomic
-from unetpp.data.preprocess import read_gray, read_logits
+from unetpp.core.driver import DriverSettings
+from unetpp.core.executors import run_batches
+from unetpp.data.preprocess import read_gray, read_input, read_logits
+from unetpp.errors import InputError
 from unetpp.eval.metrics import guide_iou
-from unetpp.infer.batching import make_batches, output_stem
+from unetpp.infer.inputs import output_stem
+from unetpp.infer.work import InferWork
 from unetpp.runtimes import Runtime
 
 
@@ -34,15 +37,16 @@ def _timed_loop(step: Any, min_seconds: float, min_iters: int) -> tuple[int, flo
 
 def measure_compute(rt: Runtime, files: list[Path], bs: int, warmup: int, min_seconds: float,
                     min_iters: int) -> dict[str, Any]:
-    """Compute only (ais_bench's definition): batches preloaded in memory, time inside runtime.infer()."""
-    batches = [b.load() for b in make_batches(files, bs)]
+    """Compute only (ais_bench's definition): batches preloaded in memory, time inside the runtime call."""
+    arrays = np.stack([read_input(f, rt.preprocess) for f in files])
+    batches = [arrays[i:i + bs] for i in range(0, len(arrays), bs)]
     for i in range(warmup):
-        rt.infer(batches[i % len(batches)])
+        rt.infer_padded(batches[i % len(batches)])
     times: list[float] = []
     call_times: list[float] = []
 
     def step(i: int) -> None:
-        rt.infer(batches[i % len(batches)])
+        rt.infer_padded(batches[i % len(batches)])
         times.append(float(rt.last_compute_ms))
         call_times.append(float(rt.last_call_ms))
 
@@ -55,14 +59,14 @@ def measure_compute(rt: Runtime, files: list[Path], bs: int, warmup: int, min_se
 
 
 def measure_end_to_end(rt: Runtime, files: list[Path], bs: int, min_seconds: float, out_dir: Path) -> dict[str, Any]:
-    """Wall clock of whole passes: read each batch from disk, pad, infer, write one <id>_0.bin per real input."""
-    batches = make_batches(files, bs)
+    """Wall clock of whole passes of `unetpp infer`'s own driver and work: read, infer, write <id>_0.bin."""
+    work = InferWork(out_dir, "BIN", rt.preprocess, (rt.output_channels or 1, *rt.input_shape[1:]))
+    settings = DriverSettings(batch_size=bs, warmup=0, resume=False)
 
     def one_pass(_: int) -> None:
-        for b in batches:
-            y = rt.infer(b.load())
-            for f, logits in zip(b.files, y[: len(b.files)]):
-                write_bytes_atomic(out_dir / f"{output_stem(f)}_0.bin", logits.astype("<f4").tobytes())
+        result = run_batches(files, work, rt, settings)
+        if result.failures:
+            raise InputError(result.failures[0]["error"])
 
     passes, wall = _timed_loop(one_pass, min_seconds, 1)
     images = passes * len(files)

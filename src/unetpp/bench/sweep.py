@@ -18,12 +18,11 @@ from unetpp.bench.probe import gemm_gflops, probe_key
 from unetpp.bench.report import write_report
 from unetpp.bench.spec import BackendSpec
 from unetpp.errors import InputError, expected_found
-from unetpp.infer.batching import check_sizes, gather_inputs
-from unetpp.runtimes import get_runtime
+from unetpp.infer.inputs import gather_inputs, screen_sizes
+from unetpp.model.resolve import is_checkpoint
+from unetpp.runtimes import get_runtime, runtime_class
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
-ONNX_BACKENDS = {"onnxruntime": (".onnx",), "openvino": (".onnx", ".xml")}
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def cell_filename(label: str, bs: int) -> str:
@@ -40,7 +39,7 @@ class _Models:
     def _checkpoint(self) -> Path:
         if self.checkpoint is not None:
             return self.checkpoint
-        if self.model is not None and self.model.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if self.model is not None and is_checkpoint(self.model):
             return self.model
         from unetpp.model.checkpoint import shipped_checkpoint
 
@@ -49,10 +48,11 @@ class _Models:
     def for_spec(self, spec: BackendSpec) -> Path:
         if spec.model:
             return Path(spec.model)
-        if spec.backend not in ONNX_BACKENDS:
-            return self._checkpoint()
-        if self.model is not None and self.model.suffix.lower() in ONNX_BACKENDS[spec.backend]:
+        suffixes = runtime_class(spec.backend).suffixes  # what the runtime opens, as it states itself
+        if self.model is not None and self.model.suffix.lower() in suffixes:
             return self.model
+        if ".onnx" not in suffixes:
+            return self._checkpoint()
         if self._exported is None:
             from unetpp.model.export import export_onnx
 
@@ -77,6 +77,8 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if not specs:
         raise InputError(expected_found("--backends", "at least one backend spec", "none"))
+    for spec in specs:
+        runtime_class(spec.backend)  # an unknown backend is refused before any work (it lists the known ones)
     if not batch_sizes or any(int(b) < 1 for b in batch_sizes):
         raise InputError(expected_found("--batch-sizes", "positive integers", list(batch_sizes)))
     if min_iters < 1 or min_seconds < 0 or warmup < 0 or repeats < 1:
@@ -84,7 +86,9 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
                                         "min-iters >= 1, repeats >= 1, others >= 0",
                                         f"{min_iters}, {min_seconds}, {warmup}, {repeats}"))
     files = gather_inputs([inputs])
-    check_sizes(files)
+    _, bad = screen_sizes(files)
+    if bad:
+        raise InputError(next(iter(bad.values())))
     masks_dir = Path(masks) if masks is not None else None
     if masks_dir is not None and not masks_dir.is_dir():
         raise InputError(expected_found("--masks", "a folder of <id>.png", f"nothing at {masks_dir}"))

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from unetpp.core import ENGINES
-from unetpp.core.summary import format_summary
+from unetpp.core.executors import ENGINES
 from unetpp.errors import InputError, expected_found
-from unetpp.infer.run import OUTFMTS, PURE_DATA_TYPES, pick_backend, run_inference
+from unetpp.infer.run import PURE_DATA_TYPES, format_summary, run_inference
+from unetpp.infer.work import OUTFMTS
 from unetpp.runtimes import known_runtimes
 
 
@@ -36,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="torch backend only")
     p.add_argument("--pure-data-type", choices=PURE_DATA_TYPES, default="zero")
-    p.add_argument("--resume", action="store_true", help="skip inputs whose output exists with the right size")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip inputs whose output exists with the right size (default: on)")
     p.add_argument("--no-progress", action="store_true")
     add_engine_args(p, "same batches and outputs")
     return p
@@ -54,65 +55,46 @@ def add_engine_args(p: argparse.ArgumentParser, what: str) -> None:
     g.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray worker (default 0)")
 
 
-def ray_options(args: argparse.Namespace) -> Any:
-    """RayOptions from the shared flags (--threads: per worker, default 1); with --engine local, None, and the
-    Ray-only flags are an error."""
+def make_executor(args: argparse.Namespace, chunk_size: int | None = None) -> Any:
+    """LocalExecutor, or a RayExecutor from the shared flags (--threads: per worker, default 1); with --engine
+    local the Ray-only flags are an error."""
+    from unetpp.core.executors import LocalExecutor, RayExecutor
+
     if args.engine == "local":
         for flag, value in (("--address", args.address), ("--num-workers", args.num_workers),
                             ("--num-gpus", args.num_gpus or None)):
             if value is not None:
                 raise InputError(expected_found(flag, "--engine ray", "--engine local"))
-        return None
-    from unetpp.core.ray import RayOptions, import_ray
+        return LocalExecutor()
+    from unetpp.core.ray import RayOptions
 
-    import_ray()  # without Ray: how to install it, before anything else
     opts = RayOptions(address=args.address, num_workers=args.num_workers, threads=args.threads or 1,
                       num_gpus=args.num_gpus, progress=not args.no_progress)
-    opts.check()
-    return opts
+    return RayExecutor(opts, chunk_size=chunk_size)
 
 
-def backend_options(backend: str, threads: int | None, device: str | None, dtype: str | None) -> dict[str, Any]:
-    """Map the shared flags onto each backend's own options."""
-    opts: dict[str, Any] = {}
-    if threads:
-        opts["threads"] = threads
-    if backend == "torch":
-        if device:
-            opts["device"] = device.upper()
-        if dtype:
-            opts["dtype"] = dtype
-        return opts
-    if dtype and dtype != "fp32":
-        raise InputError(expected_found("--dtype", f"fp32 with {backend} (it runs the model file's precision)",
-                                        dtype, "use --backend torch for fp16/bf16"))
-    if backend == "onnxruntime" and device:
-        opts["providers"] = device
-    elif device:
-        opts["device"] = device.upper()
-    return opts
+def runtime_flags(args: argparse.Namespace, backend: str) -> dict[str, Any]:
+    """--threads/--device/--dtype mapped onto the backend's own options (the runtime class says how)."""
+    from unetpp.runtimes import runtime_class
+
+    threads = args.threads or (1 if args.engine == "ray" else None)
+    return runtime_class(backend).map_flags(threads, getattr(args, "device", None), getattr(args, "dtype", None))
 
 
 def run(args: argparse.Namespace) -> int:
-    backend = pick_backend(args.model, args.backend)
-    inputs = [Path(s) for s in args.input.split(",") if s] if args.input is not None else None
-    common = dict(output_dirname=args.output_dirname, outfmt=args.outfmt, batchsize=args.batchsize, loop=args.loop,
-                  warmup_count=args.warmup_count, backend=backend, resume=args.resume, progress=not args.no_progress)
-    opts = ray_options(args)
-    if opts is None:
-        summary = run_inference(args.model, inputs, args.output, pure_data_type=args.pure_data_type,
-                                backend_options=backend_options(backend, args.threads, args.device, args.dtype),
-                                **common)
-    else:
-        from unetpp.core.infer_job import run_inference_ray
+    from unetpp.runtimes import resolve_model
 
-        summary = run_inference_ray(args.model, inputs, args.output, ray_options=opts,
-                                    backend_options=backend_options(backend, opts.threads, args.device, args.dtype),
-                                    **common)
+    backend, model = resolve_model(args.model, args.backend, checkpoint_backend="torch")
+    inputs = [Path(s) for s in args.input.split(",") if s] if args.input is not None else None
+    executor = make_executor(args)
+    summary = run_inference(model, inputs, args.output, output_dirname=args.output_dirname, outfmt=args.outfmt,
+                            batch_size=args.batchsize, loop=args.loop, warmup=args.warmup_count, backend=backend,
+                            backend_options=runtime_flags(args, backend), pure_data_type=args.pure_data_type,
+                            resume=args.resume, progress=not args.no_progress, executor=executor)
     print(format_summary(summary, summary["summary_path"]))
     if summary.get("failed"):
         lines = [f"  {f['file']}: {f['error']}" for f in summary["failed"]]
         print(f"unetpp infer: error: {len(lines)} input(s) failed, the others completed:\n" + "\n".join(lines),
               file=sys.stderr)
-        return InputError.exit_code
+        return 1
     return 0

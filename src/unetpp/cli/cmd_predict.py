@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 
 from unetpp.cli.cmd_infer import add_engine_args
 from unetpp.runtimes import known_runtimes
@@ -46,29 +45,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unetpp.cli.cmd_infer import backend_options, ray_options
+    from unetpp.cli.cmd_infer import make_executor, runtime_flags
     from unetpp.data.paths import read_ids
-    from unetpp.model.resolve import resolve_model
     from unetpp.predict.folder import format_summary, predict_paths
     from unetpp.predict.image import PredictOptions
-    from unetpp.runtimes import get_runtime
+    from unetpp.runtimes import get_runtime, resolve_model
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch,
                              threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
                              save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays)
     ids = read_ids(args.ids) if args.ids else None
     backend, model = resolve_model(args.model, args.backend)
-    opts = ray_options(args)
-    rt_opts = backend_options(backend, opts.threads if opts else args.threads, args.device, None)
-    execute, engine_info = None, None
-    if opts is not None:
-        from unetpp.core.predict_job import ray_execute
-
-        engine_info = {}
-        execute = ray_execute(functools.partial(get_runtime, backend, model, **rt_opts), args.out, options, opts,
-                              info=engine_info)
-    runtime = get_runtime(backend, model, **rt_opts)
+    executor = make_executor(args, chunk_size=1)
+    runtime = get_runtime(backend, model, **runtime_flags(args, backend))
     summary = predict_paths(args.inputs, args.out, runtime, options, ids=ids, progress=not args.no_progress,
-                            execute=execute, engine_info=engine_info)
+                            executor=executor)
     print(format_summary(summary))
     return 1 if summary["n_failed"] else 0

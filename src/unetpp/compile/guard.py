@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from unetpp.compare import compare_logits
 from unetpp.config import PreprocessConfig
 from unetpp.data.preprocess import list_inputs, name_few, read_gray, read_input
 from unetpp.errors import InputError, UnetppError, expected_found
 from unetpp.eval.metrics import guide_iou
-from unetpp.infer.batching import output_stem
+from unetpp.infer.inputs import output_stem
 from unetpp.runtimes import get_runtime
 
 GUARD_BATCH = 8
@@ -53,24 +54,17 @@ def scored_pairs(val_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def predict(backend: str, model: Path, files: list[Path], options: dict[str, Any] | None = None) -> np.ndarray:
-    """Logits (N, H, W) of `model` on the files, through the runtime that infer/bench use."""
-    out = []
+    """Logits (N, H, W) of `model` on the files, through the driver and runtime that infer and bench use."""
+    from unetpp.core.driver import DriverSettings
+    from unetpp.core.executors import run_batches
+    from unetpp.infer.work import InferWork
+
     with get_runtime(backend, model, **(options or {})) as rt:
-        for start in range(0, len(files), GUARD_BATCH):
-            chunk = files[start:start + GUARD_BATCH]
-            x = np.stack([read_input(p) for p in chunk])
-            if getattr(rt, "static_batch", None) is not None:  # a static-batch artefact: pad, then drop the copies
-                n = rt.static_batch
-                rows = []
-                for s in range(0, len(x), n):
-                    part = x[s:s + n]
-                    padded = np.concatenate([part, np.repeat(part[-1:], n - len(part), 0)]) if len(part) < n else part
-                    rows.append(rt.infer(padded)[: len(part)])
-                y = np.concatenate(rows)
-            else:
-                y = rt.infer(x)
-            out.append(y[:, 0])
-    return np.concatenate(out)
+        work = InferWork(None, "BIN", rt.preprocess, (rt.output_channels or 1, *rt.input_shape[1:]))
+        result = run_batches(files, work, rt, DriverSettings(batch_size=GUARD_BATCH, warmup=0, resume=False))
+    if result.failures:
+        raise InputError(result.failures[0]["error"])
+    return np.stack([r["logits"][0] for r in result.records])
 
 
 def compare(backend: str, reference: Path, candidate: Path, val_dir: Path, masks_dir: Path,
@@ -82,7 +76,8 @@ def compare(backend: str, reference: Path, candidate: Path, val_dir: Path, masks
     ref, cand = predict(backend, reference, files), predict(backend, candidate, files)
     iou_ref = float(np.mean([guide_iou(r, m, threshold) for r, m in zip(ref, masks)]))
     iou_cand = float(np.mean([guide_iou(c, m, threshold) for c, m in zip(cand, masks)]))
-    flipped = int(np.count_nonzero((ref > threshold) != (cand > threshold)))
+    agreement = compare_logits(ref, cand, threshold)
     return {"n_images": len(files), "iou_guide_reference": iou_ref, "iou_guide_compiled": iou_cand,
-            "iou_drop": iou_ref - iou_cand, "flipped_pixels": flipped, "flipped_share": flipped / ref.size,
-            "max_abs_logit_diff": float(np.abs(ref - cand).max()), "val": str(val_dir), "masks": str(masks_dir)}
+            "iou_drop": iou_ref - iou_cand, "flipped_pixels": agreement["flipped_pixels"],
+            "flipped_share": agreement["flipped_share"], "max_abs_logit_diff": agreement["max_abs_diff"],
+            "val": str(val_dir), "masks": str(masks_dir)}

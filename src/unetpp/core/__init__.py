@@ -1,8 +1,8 @@
-"""Scale-out engines. `work` is engine-neutral (a Job: lazily built runtime + per-item work function);
-`ray_engine` runs a Job on Ray Data; `infer_job` is `unetpp infer --engine ray`. Ray is imported only when used."""
+"""The inference core: one batch driver (driver.py) that every command's work runs on, executors that decide
+where it runs (executors.py: this process, or Ray Data actors via ray.py and work.py), and the summary figures
+(summary.py). Ray is imported only when used."""
 
-from unetpp.core.work import FaultSpec, Job, WorkerContext
+from unetpp.core.driver import BatchWork, DriverResult, DriverSettings
+from unetpp.core.executors import ENGINES, LocalExecutor, RayExecutor, run_batches
 
-ENGINES = ("local", "ray")
-
-__all__ = ["ENGINES", "FaultSpec", "Job", "WorkerContext"]
+__all__ = ["ENGINES", "BatchWork", "DriverResult", "DriverSettings", "LocalExecutor", "RayExecutor", "run_batches"]

@@ -3,7 +3,7 @@
 Each actor builds its runtime once (lazily, on its first item) and runs items one at a time; the work function
 writes the outputs from the worker (atomically) and the actor returns one small JSON record per item. Ray restarts
 a dead actor and retries its in-flight items (`max_restarts`, `max_task_retries`); the work function is expected
-to make a retried item idempotent (see engine/infer_job.py).
+to make a retried item idempotent (see core/executors.py).
 """
 
 from __future__ import annotations

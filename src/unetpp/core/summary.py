@@ -10,11 +10,33 @@ from typing import Any
 import numpy as np
 
 THROUGHPUT_DEFINITIONS = {
-    "throughput_compute": "1000 * batchsize / mean compute ms per batch call (ais_bench's definition: "
-                          "compute only, no reading, pre-processing or writing; warm-up excluded)",
-    "throughput_end_to_end": "images inferred / wall-clock seconds of the whole run after warm-up "
-                             "(reading inputs, inference, writing outputs; padding copies not counted)",
+    "throughput_compute": "network inputs per second of runtime compute: 1000 * inputs per call / mean compute ms "
+                          "per call (ais_bench's definition when every batch is full: compute only, no reading, "
+                          "pre-processing or writing; warm-up excluded; padding copies not counted)",
+    "throughput_end_to_end": "items completed / wall-clock seconds of the whole run after warm-up "
+                             "(reading, pre-processing, inference, post-processing and writing, overlapped)",
 }
+
+
+def driver_figures(result: Any, loop: int = 1) -> dict[str, Any]:
+    """The timing block every command's summary carries, from a core.driver.DriverResult."""
+    stats = latency_stats(result.compute_ms)
+    total_ms = float(np.sum(result.compute_ms)) if result.compute_ms else 0.0
+    units = sum(result.batch_sizes) * loop
+    done = len([r for r in result.records if not r.get("skipped")])
+    return {
+        "compute_time_ms": stats,
+        "call_time_ms": latency_stats(result.call_ms),
+        "throughput_compute": 1000.0 * units / total_ms if total_ms else None,
+        "throughput_end_to_end": done * loop / result.wall_s if done and result.wall_s > 0 else None,
+        "units_per_s_end_to_end": units / result.wall_s if units and result.wall_s > 0 else None,
+        "throughput_definitions": THROUGHPUT_DEFINITIONS,
+        "n_units": result.n_units,
+        "n_padded": result.n_padded,
+        "mean_batch": float(np.mean(result.batch_sizes)) if result.batch_sizes else None,
+        "warmup_s": round(result.warmup_s, 4),
+        "wall_s": round(result.wall_s, 4),
+    }
 
 
 def latency_stats(times_ms: Sequence[float]) -> dict[str, float | int | None]:
@@ -50,42 +72,3 @@ def machine_info() -> dict[str, Any]:
         usable = os.cpu_count()
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": usable, "os": platform.platform(),
             "python": platform.python_version(), "hostname": platform.node()}
-
-
-def format_summary(summary: dict[str, Any], summary_path: str | None = None) -> str:
-    """The few lines `unetpp infer` prints."""
-    t = summary["compute_time_ms"]
-    rt = summary["runtime"]
-    lines = [f"runtime: {rt['backend']} {rt['version']}  batchsize {summary['args']['batchsize']}  "
-             f"inputs {summary['n_inputs']}  outputs written {summary['n_outputs']}"
-             + (f"  skipped (resume) {summary['n_skipped']}" if summary.get("n_skipped") else "")]
-    if t["count"]:
-        lines.append(f"compute time per batch (ms): mean {t['mean']:.2f}  median {t['median']:.2f}  "
-                     f"min {t['min']:.2f}  max {t['max']:.2f}  p99 {t['p99']:.2f}  ({t['count']} calls)")
-        lines.append(f"throughput, compute only (ais_bench definition): {summary['throughput_compute']:.2f} images/s")
-    if summary.get("throughput_end_to_end"):
-        lines.append(f"throughput, end to end (read + infer + write, wall clock): "
-                     f"{summary['throughput_end_to_end']:.2f} images/s")
-    if summary.get("engine") == "ray":
-        lines.extend(_ray_lines(summary))
-    if summary.get("output_dir"):
-        lines.append(f"outputs: {summary['output_dir']}")
-    if summary_path:
-        lines.append(f"summary: {summary_path}")
-    return "\n".join(lines)
-
-
-def _ray_lines(summary: dict[str, Any]) -> list[str]:
-    ray, cl = summary["ray"], summary["cluster"]
-    lines = [f"ray {cl['ray_version']} ({cl['mode']}, {cl['address']}): {cl['n_nodes']} node(s), {cl['cpus']:g} CPUs, "
-             f"{cl['gpus']:g} GPUs; {ray['num_workers']} workers x {ray['threads_per_worker']} threads; "
-             f"start-up {ray['startup_s']:.1f} s, execution {ray['execution_s']:.1f} s"]
-    if summary.get("throughput_steady_state"):
-        lines.append(f"throughput, steady state (sum over workers after warm-up): "
-                     f"{summary['throughput_steady_state']:.2f} images/s")
-    for w in summary["workers"]:
-        rate = f"{w['images_per_s']:.2f} images/s" if w["images_per_s"] else "-"
-        lines.append(f"  worker {w['worker']}: {w['n_images']} images in {w['n_items']} batches, {rate}")
-    if summary.get("n_failed"):
-        lines.append(f"failed inputs: {summary['n_failed']}")
-    return lines

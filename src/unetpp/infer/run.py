@@ -1,70 +1,39 @@
-"""Offline batched inference, ais_bench's equivalent: inputs -> `<name>_0.bin|.npy` + a JSON summary."""
+"""Offline batched inference, ais_bench's equivalent: inputs -> `<name>_0.bin|.npy` + a JSON summary, on the driver.
+
+An input of the wrong size fails alone (listed in the summary, the others complete), on every executor.
+"""
 
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from unetpp.atomic import ensure_dir, file_sha256, write_bytes_atomic, write_json_atomic
-from unetpp.config import PreprocessConfig
-from unetpp.core.summary import (
-    THROUGHPUT_DEFINITIONS,
-    format_summary,
-    latency_stats,
-    machine_info,
-    throughput_compute,
-)
-from unetpp.errors import InputError, ModelFileError, expected_found
-from unetpp.infer.batching import Batch, check_sizes, gather_inputs, make_batches, output_stem
-from unetpp.runtimes import get_runtime
+from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
+from unetpp.core.driver import DriverResult, DriverSettings
+from unetpp.core.executors import LocalExecutor, run_batches
+from unetpp.core.summary import THROUGHPUT_DEFINITIONS, driver_figures, latency_stats, machine_info
+from unetpp.errors import InputError, expected_found
+from unetpp.infer.inputs import gather_inputs, screen_sizes
+from unetpp.infer.work import OUTFMTS, InferWork, output_path
+from unetpp.runtimes import get_runtime, resolve_model
 
-OUTFMTS = ("BIN", "NPY")
 PURE_DATA_TYPES = ("zero", "random")
-SUFFIX_BACKEND = {".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch", ".xml": "openvino"}
-PROGRESS_MIN_BATCHES = 8
+PROGRESS_MIN_ITEMS = 64
 
 
-def pick_backend(model: Path, backend: str | None) -> str:
-    """An explicit backend wins; otherwise the model file's suffix decides."""
-    if backend:
-        return backend
-    try:
-        return SUFFIX_BACKEND[model.suffix.lower()]
-    except KeyError:
-        raise InputError(expected_found(f"model {model}", "a .onnx, .pt/.pth or .xml file (or pass --backend)",
-                                        f"suffix {model.suffix!r}")) from None
-
-
-def output_path(out_dir: Path, infile: Path, outfmt: str) -> Path:
-    return out_dir / f"{output_stem(infile)}_0.{outfmt.lower()}"
-
-
-def encode_output(arr: np.ndarray, outfmt: str) -> bytes:
-    if outfmt == "BIN":
-        return arr.astype("<f4").tobytes()
-    buf = io.BytesIO()
-    np.save(buf, arr.astype(np.float32))
-    return buf.getvalue()
-
-
-def output_complete(path: Path, outfmt: str, cfg: PreprocessConfig) -> bool:
-    """For --resume: the output exists and has the size of one 1xSxS float32 map."""
-    if not path.is_file():
-        return False
-    if outfmt == "BIN":
-        return path.stat().st_size == cfg.output_nbytes
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        return False
-    return arr.dtype == np.float32 and tuple(arr.shape) == (1, cfg.size, cfg.size)
+def check_args(outfmt: str, batch_size: int, loop: int, warmup: int, pure_data_type: str) -> str:
+    outfmt = str(outfmt).upper()
+    if outfmt not in OUTFMTS:
+        raise InputError(expected_found("--outfmt", " | ".join(OUTFMTS), repr(outfmt)))
+    DriverSettings(batch_size=batch_size, loop=loop, warmup=warmup).check()
+    if pure_data_type not in PURE_DATA_TYPES:
+        raise InputError(expected_found("--pure-data-type", " | ".join(PURE_DATA_TYPES), repr(pure_data_type)))
+    return outfmt
 
 
 def files_info(files: Sequence[Path], out_dir: Path, outfmt: str) -> dict[str, dict[str, list[str]]]:
@@ -73,124 +42,145 @@ def files_info(files: Sequence[Path], out_dir: Path, outfmt: str) -> dict[str, d
             for i, f in enumerate(files)}
 
 
-def plan_batches(files: Sequence[Path], out_dir: Path, outfmt: str, cfg: PreprocessConfig, batchsize: int,
-                 resume: bool) -> tuple[list[Path], list[Batch]]:
-    """The inputs still to do (with --resume: those without a complete output) and their batches.
-
-    Every engine batches through here, so a batch holds the same files (and padding) whichever engine runs it.
-    """
-    todo = [f for f in files if not (resume and output_complete(output_path(out_dir, f, outfmt), outfmt, cfg))]
-    return todo, make_batches(todo, batchsize)
-
-
-def write_batch_outputs(runtime_name: str, batch: Batch, y: np.ndarray, out_dir: Path, outfmt: str,
-                        cfg: PreprocessConfig, skip: Callable[[Path], bool] | None = None,
-                        after_write: Callable[[Path], None] | None = None) -> list[Path]:
-    """Write one output per real input of the batch (padded rows never), atomically; returns the paths written.
-
-    `skip(path)` -> True leaves that output alone (the Ray engine: already written earlier in the same run);
-    `after_write(path)` is called once each output is in place.
-    """
-    if y.shape[0] != batch.size:
-        raise ModelFileError(expected_found(f"{runtime_name} output batch", batch.size, y.shape[0]))
-    written = []
-    for f, logits in zip(batch.files, y[: len(batch.files)]):
-        path = output_path(out_dir, f, outfmt)
-        if skip is not None and skip(path):
-            continue
-        write_bytes_atomic(path, encode_output(logits.reshape(1, cfg.size, cfg.size), outfmt))
-        written.append(path)
-        if after_write is not None:
-            after_write(path)
-    return written
-
-
-def check_args(outfmt: str, batchsize: int, loop: int, warmup_count: int, pure_data_type: str) -> str:
-    outfmt = str(outfmt).upper()
-    if outfmt not in OUTFMTS:
-        raise InputError(expected_found("--outfmt", " | ".join(OUTFMTS), repr(outfmt)))
-    for name, value, low in (("--batchsize", batchsize, 1), ("--loop", loop, 1), ("--warmup-count", warmup_count, 0)):
-        if not isinstance(value, int) or value < low:
-            raise InputError(expected_found(name, f"an integer >= {low}", repr(value)))
-    if pure_data_type not in PURE_DATA_TYPES:
-        raise InputError(expected_found("--pure-data-type", " | ".join(PURE_DATA_TYPES), repr(pure_data_type)))
-    return outfmt
-
-
 def run_inference(
     model: str | Path,
     inputs: Sequence[str | Path] | None,
     output: str | Path,
     output_dirname: str | None = None,
     outfmt: str = "BIN",
-    batchsize: int = 1,
+    batch_size: int = 1,
     loop: int = 1,
-    warmup_count: int = 1,
+    warmup: int = 1,
     backend: str | None = None,
     backend_options: dict[str, Any] | None = None,
     pure_data_type: str = "zero",
-    resume: bool = False,
+    resume: bool = True,
     progress: bool = True,
+    executor: Any = None,
 ) -> dict[str, Any]:
-    """Run `model` over the inputs (folders/files of .bin/.npy) and write one output per input plus a summary.
+    """Run `model` over the inputs (folders/files of .bin/.npy), one output per input plus a summary.
 
     `inputs=None` is pure-inference mode: one generated batch run `loop` times, no outputs written.
-    Everything is validated (model, input sizes, output folder) before the first file is written.
+    The model is opened (and checked) before anything is written; `executor` (default: this process) decides
+    where the batches run (core.executors.RayExecutor: a Ray cluster).
     """
-    args = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items()}
+    args = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != "executor"}
     args["inputs"] = None if inputs is None else [str(p) for p in inputs]
-    outfmt = check_args(outfmt, batchsize, loop, warmup_count, pure_data_type)
-    model, output = Path(model), Path(output)
-    if resume and not output_dirname:
-        raise InputError(expected_found("--resume", "--output-dirname naming the run to resume", "none given"))
-    files = None
-    if inputs is not None:
-        if not inputs:
-            raise InputError(expected_found("--input", "at least one folder or file", "an empty list"))
-        files = gather_inputs(inputs)
-
-    runtime = get_runtime(pick_backend(model, backend), model, **(backend_options or {}))
+    outfmt = check_args(outfmt, batch_size, loop, warmup, pure_data_type)
+    output = Path(output)
+    if inputs is not None and not inputs:
+        raise InputError(expected_found("--input", "at least one folder or file", "an empty list"))
+    files = gather_inputs(inputs) if inputs is not None else None
+    if files is None and executor is not None and executor.name != "local":
+        raise InputError(expected_found(f"--input with --engine {executor.name}", "at least one folder or file",
+                                        "none (pure-inference mode runs with --engine local)"))
+    backend, model = resolve_model(model, backend, checkpoint_backend="torch")  # ais_bench: .pt runs as it is
+    executor = executor or LocalExecutor()
+    runtime = get_runtime(backend, model, **(backend_options or {}))
     with runtime:
-        cfg = PreprocessConfig(size=int(runtime.input_shape[-1]))
-        static = getattr(runtime, "static_batch", None)
-        if static is not None and static != batchsize:
-            raise InputError(expected_found(f"--batchsize for {model.name} (exported with a fixed batch)", static,
-                                            batchsize, f"pass --batchsize {static} or export with a dynamic batch"))
-        if files is not None:
-            check_sizes(files, cfg)
+        cfg = runtime.preprocess
+        describe = runtime.describe()
+        out_shape = (runtime.output_channels or 1, *runtime.input_shape[1:])
         dirname = output_dirname or datetime.now().strftime("%Y_%m_%d-%H_%M_%S")
-        ensure_dir(output)
         out_dir = output / dirname
         summary_path = output / f"{dirname}_summary.json"
-        if files is not None:
-            ensure_dir(out_dir)
-        result = _run(runtime, files, out_dir, outfmt, cfg, batchsize, loop, warmup_count, pure_data_type,
-                      resume, progress)
-        describe = runtime.describe()
-
-    summary = build_summary(result, args, batchsize, files, out_dir, describe, model)
+        if files is None:
+            result = _pure_inference(runtime, batch_size, loop, warmup, pure_data_type)
+            bad: dict[Path, str] = {}
+        else:
+            if isinstance(executor, LocalExecutor):  # a Ray executor makes it once the cluster answers
+                ensure_dir(out_dir)
+            good, bad = screen_sizes(files, cfg)
+            work = InferWork(out_dir, outfmt, cfg, out_shape)
+            bar = _progress(progress and not isinstance(executor, _ray_types()), len(good))
+            settings = DriverSettings(batch_size=batch_size, warmup=warmup, loop=loop, resume=resume,
+                                      progress=bar.update if bar else None)
+            try:
+                result = run_batches(good, work, runtime if isinstance(executor, LocalExecutor) else
+                                     _fresh(runtime), settings, executor)
+            finally:
+                if bar:
+                    bar.close()
+    summary = build_summary(result, args, files, out_dir, describe, model, loop, executor.name)
+    failed = [{"file": str(f), "error": msg} for f, msg in bad.items()]
+    failed += [{"file": f["key"], "error": f["error"]} for f in result.failures]
+    summary.update(n_failed=len(failed), failed=sorted(failed, key=lambda f: f["file"]))
+    if executor.name != "local":
+        summary["throughput_definitions"] = {**summary["throughput_definitions"], **RAY_THROUGHPUT_DEFINITIONS}
+        summary.update(executor.info)
     write_json_atomic(summary_path, summary)
     summary["summary_path"] = str(summary_path)
     return summary
 
 
-def build_summary(result: dict[str, Any], args: dict[str, Any], batchsize: int, files: list[Path] | None,
-                  out_dir: Path, describe: dict[str, Any], model: Path, engine: str = "local") -> dict[str, Any]:
-    """The summary fields every engine writes (an engine may add its own after them)."""
+RAY_THROUGHPUT_DEFINITIONS = {
+    "throughput_end_to_end": "images inferred / wall-clock seconds of the Ray Data execution (worker start-up, "
+                             "session creation and warm-up included; Ray start-up excluded, see ray.startup_s)",
+    "throughput_steady_state": "sum over workers of images / that worker's active seconds after its warm-up",
+    "throughput_with_startup": "images inferred / (Ray start-up + execution) seconds",
+}
 
-    stats = latency_stats(result["times"])
+
+def _ray_types() -> tuple[type, ...]:
+    from unetpp.core.executors import RayExecutor
+
+    return (RayExecutor,)
+
+
+def _fresh(runtime: Any) -> Any:
+    """An inactive copy that pickles to workers (the driver's copy stays open for the summary)."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(runtime))
+
+
+def _progress(enabled: bool, total: int) -> Any:
+    if not enabled or total < PROGRESS_MIN_ITEMS:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="infer", unit="img")
+
+
+def _pure_inference(runtime: Any, batch_size: int, loop: int, warmup: int, pure_data_type: str) -> DriverResult:
+    """ais_bench without --input: one generated batch, `loop` timed calls."""
+    shape = (batch_size, *runtime.input_shape)
+    if pure_data_type == "zero":
+        data = np.zeros(shape, np.float32)
+    else:
+        data = np.random.default_rng(0).standard_normal(shape, dtype=np.float32) * np.float32(0.01)
+    result = DriverResult()
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        runtime.infer_padded(data)
+    result.warmup_s = time.perf_counter() - t0
+    for _ in range(loop):
+        _, pad = runtime.infer_padded(data)
+        result.compute_ms.append(float(runtime.last_compute_ms))
+        result.call_ms.append(float(runtime.last_call_ms))
+        result.n_padded += pad
+    result.batch_sizes = [batch_size]
+    result.wall_s = time.perf_counter() - t0 - result.warmup_s
+    return result
+
+
+def build_summary(result: DriverResult, args: dict[str, Any], files: list[Path] | None, out_dir: Path,
+                  describe: dict[str, Any], model: Path, loop: int, engine: str) -> dict[str, Any]:
+    """The summary fields every executor writes (an executor adds its own after them)."""
+    figures = driver_figures(result, loop=1 if files is None else loop)
+    if files is None:  # pure inference: batch_sizes holds the one batch, timed `loop` times
+        total = float(np.sum(result.compute_ms))
+        figures["throughput_compute"] = 1000.0 * args["batch_size"] * loop / total if total else None
+        figures["throughput_end_to_end"] = args["batch_size"] * loop / result.wall_s if result.wall_s else None
+    written = [r for r in result.records if not r.get("skipped")]
     return {
         "engine": engine,
-        "filesinfo": result["filesinfo"],
+        "filesinfo": files_info(files, out_dir, args["outfmt"].upper()) if files is not None else {},
         "args": args,
-        "compute_time_ms": stats,
-        "throughput_compute": throughput_compute(batchsize, stats["mean"]),
-        "throughput_end_to_end": result["e2e"],
-        "throughput_definitions": THROUGHPUT_DEFINITIONS,
+        **figures,
         "n_inputs": 0 if files is None else len(files),
-        "n_outputs": result["n_written"],
-        "n_skipped": result["n_skipped"],
-        "n_padded": result["n_padded"],
+        "n_outputs": len(written),
+        "n_skipped": len(result.skipped),
         "output_dir": str(out_dir) if files is not None else None,
         "pure_inference": files is None,
         "machine": machine_info(),
@@ -200,43 +190,42 @@ def build_summary(result: dict[str, Any], args: dict[str, Any], batchsize: int, 
     }
 
 
-def _run(runtime: Any, files: list[Path] | None, out_dir: Path, outfmt: str, cfg: PreprocessConfig, batchsize: int,
-         loop: int, warmup_count: int, pure_data_type: str, resume: bool, progress: bool) -> dict[str, Any]:
-    times: list[float] = []
-    if files is None:  # pure inference: one generated batch
-        shape = (batchsize, *cfg.input_shape)
-        if pure_data_type == "zero":
-            data = np.zeros(shape, np.float32)
-        else:
-            data = np.random.default_rng(0).standard_normal(shape, dtype=np.float32) * np.float32(0.01)
-        for _ in range(warmup_count):
-            runtime.infer(data)
-        t0 = time.perf_counter()
-        for _ in tqdm(range(loop), desc="infer", unit="loop", disable=not progress or loop < 10 * PROGRESS_MIN_BATCHES):
-            runtime.infer(data)
-            times.append(runtime.last_compute_ms)
-        wall = time.perf_counter() - t0
-        return {"filesinfo": {}, "times": times, "e2e": batchsize * loop / wall, "n_written": 0, "n_skipped": 0,
-                "n_padded": 0}
-
-    filesinfo = files_info(files, out_dir, outfmt)
-    todo, batches = plan_batches(files, out_dir, outfmt, cfg, batchsize, resume)
-    if batches and warmup_count:
-        warm = batches[0].load(cfg)
-        for _ in range(warmup_count):
-            runtime.infer(warm)
-    n_written = 0
-    t0 = time.perf_counter()
-    for batch in tqdm(batches, desc="infer", unit="batch", disable=not progress or len(batches) < PROGRESS_MIN_BATCHES):
-        x = batch.load(cfg)
-        for _ in range(loop):
-            y = runtime.infer(x)
-            times.append(runtime.last_compute_ms)
-        n_written += len(write_batch_outputs(runtime.name, batch, y, out_dir, outfmt, cfg))
-    wall = time.perf_counter() - t0
-    return {"filesinfo": filesinfo, "times": times, "e2e": (len(todo) * loop / wall) if todo else None,
-            "n_written": n_written, "n_skipped": len(files) - len(todo), "n_padded": sum(b.n_pad for b in batches)}
+def format_summary(summary: dict[str, Any], summary_path: str | None = None) -> str:
+    """The few lines `unetpp infer` prints."""
+    t = summary["compute_time_ms"]
+    rt = summary["runtime"]
+    lines = [f"runtime: {rt['backend']} {rt['version']}  batch size {summary['args']['batch_size']}  "
+             f"inputs {summary['n_inputs']}  outputs written {summary['n_outputs']}"
+             + (f"  skipped (complete) {summary['n_skipped']}" if summary.get("n_skipped") else "")]
+    if t["count"]:
+        lines.append(f"compute time per batch (ms): mean {t['mean']:.2f}  median {t['median']:.2f}  "
+                     f"min {t['min']:.2f}  max {t['max']:.2f}  p99 {t['p99']:.2f}  ({t['count']} calls)")
+        lines.append(f"throughput, compute only (ais_bench definition): {summary['throughput_compute']:.2f} images/s")
+    if summary.get("throughput_end_to_end"):
+        lines.append(f"throughput, end to end (read + infer + write, wall clock): "
+                     f"{summary['throughput_end_to_end']:.2f} images/s")
+    if summary.get("engine") == "ray":
+        lines.extend(_ray_lines(summary))
+    if summary.get("output_dir"):
+        lines.append(f"outputs: {summary['output_dir']}")
+    if summary_path:
+        lines.append(f"summary: {summary_path}")
+    return "\n".join(lines)
 
 
-__all__ = ["run_inference", "pick_backend", "output_path", "output_complete", "plan_batches", "write_batch_outputs",
-           "build_summary", "check_args", "format_summary"]
+def _ray_lines(summary: dict[str, Any]) -> list[str]:
+    ray, cl = summary["ray"], summary["cluster"]
+    lines = [f"ray {cl['ray_version']} ({cl['mode']}, {cl['address']}): {cl['n_nodes']} node(s), {cl['cpus']:g} CPUs, "
+             f"{cl['gpus']:g} GPUs; {ray['num_workers']} workers x {ray['threads_per_worker']} threads; "
+             f"start-up {ray['startup_s']:.1f} s, execution {ray['execution_s']:.1f} s"]
+    if summary.get("throughput_steady_state"):
+        lines.append(f"throughput, steady state (sum over workers after warm-up): "
+                     f"{summary['throughput_steady_state']:.2f} images/s")
+    for w in summary["workers"]:
+        rate = f"{w['images_per_s']:.2f} images/s" if w["images_per_s"] else "-"
+        lines.append(f"  worker {w['worker']}: {w['n_images']} images in {w['n_items']} batches, {rate}")
+    return lines
+
+
+__all__ = ["run_inference", "build_summary", "check_args", "format_summary", "THROUGHPUT_DEFINITIONS",
+           "latency_stats"]

@@ -11,9 +11,11 @@ import torch
 from torch import nn
 
 from unetpp.atomic import atomic_path, write_json_atomic
+from unetpp.compare import compare_logits
 from unetpp.config import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
+from unetpp.model.metadata import build_metadata, write_onnx_metadata
 
 # ORT and PyTorch both run fp32; BN folding and a different summation order stay well below this on logits.
 PARITY_ATOL = 1e-4
@@ -66,18 +68,7 @@ def parity_check(onnx_path: Path, model: nn.Module, x: np.ndarray, threshold: fl
     onnx_out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     with torch.inference_mode():
         ref = _LastOutput(model)(torch.from_numpy(x)).numpy()
-    diff = np.abs(onnx_out.astype(np.float64) - ref.astype(np.float64))
-    flipped = int(np.count_nonzero((onnx_out > threshold) != (ref > threshold)))
-    return {
-        "parity_input_shape": list(x.shape),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "flipped_pixels": flipped,
-        "flipped_share": flipped / float(ref.size),
-        "threshold": threshold,
-        "atol": PARITY_ATOL,
-        "within_atol": bool(diff.max() <= PARITY_ATOL),
-    }
+    return {"parity_input_shape": list(x.shape), **compare_logits(ref, onnx_out, threshold, atol=PARITY_ATOL)}
 
 
 def export_onnx(
@@ -119,6 +110,10 @@ def export_onnx(
                 dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False,
             )
         proto = onnx.load(str(tmp))
+        meta = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
+                              checkpoint_sha256=file_sha256(ckpt.path))
+        write_onnx_metadata(proto, meta)
+        onnx.save(proto, str(tmp))
         try:
             onnx.checker.check_model(proto)
         except onnx.checker.ValidationError as exc:
@@ -126,7 +121,7 @@ def export_onnx(
         found_opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
         if found_opset != opset:
             raise ModelFileError(expected_found("exported opset", opset, found_opset))
-        parity = parity_check(tmp, ckpt.model, parity_input, ckpt.preprocess.threshold)
+        parity = parity_check(tmp, ckpt.model, parity_input, ckpt.preprocess.logit_threshold)
 
     report: dict[str, Any] = {
         "onnx": str(out),
@@ -134,6 +129,7 @@ def export_onnx(
         "input_names": [i.name for i in proto.graph.input],
         "output_names": [o.name for o in proto.graph.output],
         "dynamic": dynamic,
+        "metadata": meta,
         "batch": batch,
         "up_mode": ckpt.config.up_mode,
         **parity,

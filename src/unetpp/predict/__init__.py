@@ -1,4 +1,4 @@
-"""Full-resolution segmentation and nuclei (`unetpp predict`): any image size, resize or tiled mode."""
+"""Images in, nuclei out (`unetpp predict`): any image size, resize or tiled mode, on the inference driver."""
 
 from unetpp.predict.folder import predict_paths
 from unetpp.predict.image import PredictOptions, predict_image, predict_one

@@ -7,18 +7,17 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 from tqdm import tqdm
 
 from unetpp.atomic import ensure_dir, write_json_atomic, write_text_atomic
 from unetpp.data.prepare import sample_image_path
-from unetpp.errors import InputError, OutputError, UnetppError, expected_found
-from unetpp.predict.image import PredictOptions, output_paths, outputs_complete, predict_one
+from unetpp.errors import InputError, OutputError, expected_found
+from unetpp.predict.image import PredictOptions
 from unetpp.predict.imageio import IMAGE_SUFFIXES
 from unetpp.runtimes import Runtime
 
@@ -26,7 +25,6 @@ SUMMARY = "predict_summary.json"
 COUNTS = "counts.csv"
 GALLERY = "index.html"
 COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei", "seconds", "scale"]
-Execute = Callable[[list[tuple[Path, str]]], Iterable[tuple[Path, str, "dict[str, Any] | None", "str | None"]]]
 
 
 def _sample_image(root: Path, id_: str) -> Path:
@@ -68,12 +66,6 @@ def gather_images(inputs: Sequence[str | Path], ids: Sequence[str] | None = None
     return out
 
 
-def _record_from_files(path: Path, stem: str, paths: dict[str, Path], mode: str) -> dict[str, Any]:
-    h, w = cv2.imread(str(paths["mask"]), cv2.IMREAD_GRAYSCALE).shape[:2]
-    n = max(0, len(paths["nuclei"].read_text().splitlines()) - 1)
-    return {"image": str(path), "stem": stem, "height": h, "width": w, "mode": mode, "nuclei": n, "seconds": None}
-
-
 def _previous(out_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     """Records of an earlier run into OUT with the same settings (so its complete images can be skipped), else
     None: outputs of unknown or different settings are recomputed. The summary is written when a run starts, so
@@ -99,71 +91,74 @@ def _counts_csv(records: list[dict[str, Any]]) -> str:
 
 def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Runtime,
                   options: PredictOptions | None = None, ids: Sequence[str] | None = None,
-                  progress: bool = True, execute: Execute | None = None,
-                  engine_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Predict every image; a bad file is recorded as a failure and the run goes on. Images whose outputs are all
-    present from a run with the same settings are skipped. Writes OUT/predict_summary.json and OUT/counts.csv.
-    `execute(todo)`, when given, runs predict_one on the (path, stem) items elsewhere (unetpp.core: Ray workers)
-    and yields (path, stem, record or None, error or None) in todo's order; `runtime` is then only described.
-    `engine_info`, filled by such an engine while it runs (cluster, workers), is added to the summary."""
+                  progress: bool = True, executor: Any = None) -> dict[str, Any]:
+    """Predict every image on the driver; a bad file is recorded as a failure and the run goes on. Images whose
+    outputs are all present from a run with the same settings are skipped. Writes OUT/predict_summary.json and
+    OUT/counts.csv. `executor` (default: this process) decides where the images run (core.executors)."""
+    from unetpp.core.driver import DriverSettings
+    from unetpp.core.executors import LocalExecutor, run_batches
+    from unetpp.core.summary import driver_figures
+    from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy
+
     options = options or PredictOptions()
     out_dir = ensure_dir(out_dir)
+    executor = executor or LocalExecutor()
     items = gather_images(inputs, ids)
     if not items:
         raise InputError(expected_found("images to predict", "at least one file", "none in " + ", ".join(
             str(i) for i in inputs)))
-    settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
-    previous = _previous(out_dir, settings)
-    if previous is None:
-        write_json_atomic(out_dir / SUMMARY, {"status": "running", "settings": settings, "images": []})
-    records: list[dict[str, Any]] = []
-    failures: list[dict[str, str]] = []
-    seen: dict[str, Path] = {}
-    n_skipped = 0
-    t0 = time.perf_counter()
-    owned = not runtime.active and execute is None  # a runtime the caller activated stays active
-    if execute is None:
-        runtime.activate()
-    todo: list[tuple[Path, str]] = []
+    owned = not runtime.active  # a runtime the caller activated stays active
+    runtime.activate()
     try:
-        for path, stem in tqdm(items, desc="predict", unit="img", disable=not progress or len(items) < 4):
+        settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
+        previous = _previous(out_dir, settings)
+        if previous is None:
+            write_json_atomic(out_dir / SUMMARY, {"status": "running", "settings": settings, "images": []})
+        failures: list[dict[str, str]] = []
+        seen: dict[str, Path] = {}
+        todo = []
+        for path, stem in items:
             if stem in seen:
                 failures.append({"image": str(path), "error": expected_found(
                     f"image {path}", "a file name (stem) not used by another input", f"{stem!r} also from "
                     f"{seen[stem]}", "rename one of them or predict them into different folders")})
                 continue
             seen[stem] = path
-            paths = output_paths(out_dir, stem, options)
-            if previous is not None and outputs_complete(out_dir, stem, options):
-                records.append(previous.get(stem) or _record_from_files(path, stem, paths, options.mode))
-                n_skipped += 1
-                continue
-            if execute is not None:
-                todo.append((path, stem))
-                continue
-            try:
-                records.append(predict_one(path, out_dir, runtime, options, stem=stem))
-            except (UnetppError, cv2.error, OSError) as exc:
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                failures.append({"image": str(path), "error": msg})
-                if progress:
-                    print(f"unetpp predict: {msg}", file=sys.stderr)
-        for path, _stem, record, error in execute(todo) if execute is not None and todo else ():
-            if record is not None:
-                records.append(record)
-            else:
-                failures.append({"image": str(path), "error": error or "failed"})
+            todo.append(PredictItem(stem, path=path))
+        work = PredictWork(options, runtime.preprocess, out_dir, previous, first_pass_copy(runtime, options),
+                           runtime.outputs)
+        bar = tqdm(total=len(todo), desc="predict", unit="img",
+                   disable=not progress or len(todo) < 4 or executor.name != "local")
+        t0 = time.perf_counter()
+        try:
+            result = run_batches(todo, work, runtime if executor.name == "local" else _inactive(runtime),
+                                 DriverSettings(batch_size=options.batch, resume=previous is not None,
+                                                progress=bar.update), executor)
+        finally:
+            bar.close()
     finally:
         if owned:
             runtime.deactivate()
+    for f in result.failures:
+        failures.append({"image": f["key"], "error": f["error"]})
+        if progress:
+            print(f"unetpp predict: {f['error']}", file=sys.stderr)
+    order = {str(it.path): i for i, it in enumerate(todo)}
+    records = sorted(result.skipped + result.records, key=lambda r: order.get(r.get("key"), -1))
+    for r in records:
+        r.pop("key", None)
+    n_skipped = len(result.skipped)
+    figures = driver_figures(result)
     summary = {
         "status": "complete", "n_images": len(items), "n_predicted": len(records) - n_skipped, "n_skipped": n_skipped,
         "n_failed": len(failures), "seconds": round(time.perf_counter() - t0, 3),
         "nuclei_total": sum(int(r["nuclei"]) for r in records), "out_dir": str(out_dir),
         "settings": settings, "date": datetime.now().isoformat(timespec="seconds"),
-        "images": records, "failures": failures,
-        "engine": "ray" if execute is not None else "local", **(engine_info or {}),
+        "tiles_per_s": figures["units_per_s_end_to_end"], "images_per_s": figures["throughput_end_to_end"],
+        "timing": figures, "images": records, "failures": failures, "engine": executor.name,
+        **getattr(executor, "info", {}),
     }
+    summary.pop("runtime", None)
     try:
         write_text_atomic(out_dir / COUNTS, _counts_csv(records))
         if options.overlay:
@@ -172,6 +167,12 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     except OSError as exc:
         raise OutputError(f"cannot write the run summary in {out_dir}: {exc}") from None
     return summary
+
+
+def _inactive(runtime: Runtime) -> Runtime:
+    import pickle
+
+    return pickle.loads(pickle.dumps(runtime))
 
 
 def _gallery(out_dir: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:

@@ -1,12 +1,11 @@
 """Full-resolution segmentation of one image: probability (resize or tile mode), mask, nuclei, written atomically.
 
-`predict_one(path, out_dir, runtime, options)` is the unit of work (a Ray worker can call it with a runtime it
-activated once); `predict_image(img, runtime, options)` is the same without files.
+The options, the output files and the post-processing of one image; `predict_image(img, runtime, options)` and
+`predict_one(path, out_dir, runtime, options)` run one image through the driver (predict/work.py).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,14 @@ import cv2
 import numpy as np
 
 from unetpp.atomic import write_bytes_atomic, write_text_atomic
+from unetpp.config import PreprocessConfig
 from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.eval.metrics import sigmoid
 from unetpp.predict import scale as scale_rules
-from unetpp.predict.imageio import BIT16_MODES, read_image
+from unetpp.predict.imageio import BIT16_MODES
 from unetpp.predict.instances import CSV_HEADER, DEFAULT_MIN_AREA, label_nuclei, nucleus_table
-from unetpp.predict.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP, blend_tiles
+from unetpp.predict.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP
 from unetpp.report.overlay import write_overlay
 from unetpp.runtimes import Runtime
 
@@ -78,43 +78,19 @@ def outputs_complete(out_dir: str | Path, stem: str, options: PredictOptions) ->
     return all(p.is_file() for p in output_paths(Path(out_dir), stem, options).values())
 
 
-def tile_probs(runtime: Runtime, tiles: np.ndarray) -> np.ndarray:
-    """(n, S, S, 3) BGR uint8 tiles -> (n, S, S) probabilities; a static-batch model gets padded batches."""
-    x = np.stack([normalize(t) for t in tiles])
-    step = getattr(runtime, "static_batch", None) or len(x)
-    parts = []
-    for i in range(0, len(x), step):
-        chunk = x[i:i + step]
-        k = len(chunk)
-        if k < step:  # a fixed-batch model: pad with copies of the last tile, drop their outputs
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - k, axis=0)])
-        parts.append(np.asarray(runtime.infer(chunk), np.float32)[:k, 0])
-    logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return sigmoid(logits)
-
-
-def _size(runtime: Runtime) -> int:
-    return int(runtime.input_shape[-1])
+def tile_probs(runtime: Runtime, tiles: np.ndarray, cfg: PreprocessConfig | None = None) -> np.ndarray:
+    """(n, S, S, 3) BGR uint8 tiles -> (n, S, S) foreground probabilities, in one synchronous call (the first pass
+    of the `nuclei` scale rule, scripts); `unetpp predict` itself runs its tiles on the driver (predict/work.py)."""
+    x = np.stack([normalize(t, cfg) for t in tiles])
+    logits, _ = runtime.infer_padded(x)
+    return sigmoid(np.asarray(logits, np.float32)[:, 0])
 
 
 def predict_resize(img: np.ndarray, runtime: Runtime) -> np.ndarray:
     """The guide's protocol: INTER_LINEAR to SxS (as data/prepare.py), predict, bilinear back to H x W."""
     h, w = img.shape[:2]
-    s = _size(runtime)
+    s = int(runtime.input_shape[-1])
     prob = tile_probs(runtime, cv2.resize(img, (s, s))[None])[0]
-    return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def predict_tiled(img: np.ndarray, runtime: Runtime, factor: float, options: PredictOptions,
-                  stats: dict | None = None) -> np.ndarray:
-    """Rescale by `factor` (INTER_LINEAR, as training), blend SxS windows, bilinear back to H x W."""
-    h, w = img.shape[:2]
-    sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
-    small = img if (sh, sw) == (h, w) else cv2.resize(img, (sw, sh), interpolation=cv2.INTER_LINEAR)
-    prob = blend_tiles(small, lambda t: tile_probs(runtime, t), tile=_size(runtime), overlap=options.overlap,
-                       batch=options.batch, floor=options.floor, stats=stats)
-    if (sh, sw) == (h, w):
-        return np.ascontiguousarray(prob)
     return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -125,34 +101,32 @@ def median_nucleus_area(prob: np.ndarray, options: PredictOptions) -> float | No
     return float(np.median(areas)) if areas.size else None
 
 
-def predict_prob(img: np.ndarray, runtime: Runtime, options: PredictOptions) -> tuple[np.ndarray, dict[str, Any]]:
-    """Probability map at the image's size and what was done (scale, tiles)."""
-    if options.mode == "resize":
-        return predict_resize(img, runtime), {"scale": None, "n_tiles": 1}
-    h, w = img.shape[:2]
-    rule = options.scale
-    meta: dict[str, Any] = {"scale_rule": rule if isinstance(rule, str) else "fixed"}
-    if isinstance(rule, float):
-        factor = rule
-    elif rule.startswith("nuclei"):
-        median = median_nucleus_area(predict_resize(img, runtime), options)
-        meta["first_pass_median_area"] = median
-        factor = scale_rules.nuclei_scale(median, h, w, _size(runtime), scale_rules.nuclei_target(rule))
+def postprocess(prob: np.ndarray, options: PredictOptions, outputs: list[str] | None = None) -> dict[str, Any]:
+    """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table.
+
+    A model with a border channel separates touching nuclei by seeds (foreground minus border, predict/seeds.py);
+    a foreground-only model by the distance-transform split (predict/instances.py)."""
+    outputs = outputs or ["foreground"]
+    maps = prob if prob.ndim == 3 else prob[None]
+    fg = maps[outputs.index("foreground")] if "foreground" in outputs else maps[0]
+    mask = fg >= options.threshold
+    if "border" in outputs and options.split:
+        from unetpp.predict.seeds import labels_from_body_border
+
+        labels = labels_from_body_border(fg, maps[outputs.index("border")], prob_threshold=options.threshold,
+                                         min_area=options.min_area)
+        mask = labels > 0
     else:
-        factor = scale_rules.geometric_scale(rule, h, w, _size(runtime))
-    stats: dict[str, Any] = {}
-    prob = predict_tiled(img, runtime, factor, options, stats)
-    meta.update(scale=round(factor, 6), **stats)
-    return prob, meta
+        labels = label_nuclei(mask, options.min_area, options.split)
+    return {"prob": fg, "mask": mask, "labels": labels, "rows": nucleus_table(labels)}
 
 
-def predict_image(img: np.ndarray, runtime: Runtime, options: PredictOptions | None = None) -> dict[str, Any]:
-    """prob (float32 HxW), mask (bool), labels (int32), rows (nucleus table) and meta for one BGR uint8 image."""
-    options = options or PredictOptions()
-    prob, meta = predict_prob(img, runtime, options)
-    mask = prob >= options.threshold
-    labels = label_nuclei(mask, options.min_area, options.split)
-    return {"prob": prob, "mask": mask, "labels": labels, "rows": nucleus_table(labels), "meta": meta}
+def record_from_files(path: Path | None, stem: str, paths: dict[str, Path], mode: str) -> dict[str, Any]:
+    """The record of an image whose outputs are complete but whose earlier record is unknown."""
+    h, w = cv2.imread(str(paths["mask"]), cv2.IMREAD_GRAYSCALE).shape[:2]
+    n = max(0, len(paths["nuclei"].read_text().splitlines()) - 1)
+    return {"image": str(path) if path else None, "stem": stem, "height": h, "width": w, "mode": mode, "nuclei": n,
+            "seconds": None}
 
 
 def _png(arr: np.ndarray, what: str) -> bytes:
@@ -184,16 +158,31 @@ def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndar
     write_text_atomic(paths["nuclei"], _csv(result["rows"]))
 
 
+def _run_one(item: Any, runtime: Runtime, options: PredictOptions, out_dir: Path | None) -> dict[str, Any]:
+    from unetpp.core.driver import DriverSettings, run_pipeline
+    from unetpp.predict.work import PredictWork, first_pass_copy
+
+    work = PredictWork(options, runtime.activate().preprocess, out_dir, first_pass_runtime=first_pass_copy(
+        runtime, options), outputs_meaning=runtime.outputs)
+    result = run_pipeline([item], work, runtime, DriverSettings(batch_size=options.batch, warmup=0, resume=False))
+    if result.failures:
+        raise InputError(result.failures[0]["error"])
+    return result.records[0]
+
+
+def predict_image(img: np.ndarray, runtime: Runtime, options: PredictOptions | None = None) -> dict[str, Any]:
+    """prob (float32 HxW), mask (bool), labels (int32), rows (nucleus table) and meta for one BGR uint8 image,
+    through the same driver and work as `unetpp predict` (nothing is written)."""
+    from unetpp.predict.work import PredictItem
+
+    record = _run_one(PredictItem("image", image=img), runtime, options or PredictOptions(), None)
+    return record["result"]
+
+
 def predict_one(path: str | Path, out_dir: str | Path, runtime: Runtime, options: PredictOptions | None = None,
                 stem: str | None = None) -> dict[str, Any]:
     """Read, predict, write `<stem>_mask.png`, `_labels.png`, `_nuclei.csv` (+ `_prob.png`); return the record."""
-    options = options or PredictOptions()
-    path, out_dir = Path(path), Path(out_dir)
-    t0 = time.perf_counter()
-    img, info = read_image(path, options.bit16)
-    result = predict_image(img, runtime, options)
-    write_outputs(result, output_paths(out_dir, stem or path.stem, options), img)
-    return {"image": str(path), "stem": stem or path.stem, "height": info.height, "width": info.width,
-            "channels": info.channels, "dtype": info.dtype, "mode": options.mode, "nuclei": len(result["rows"]),
-            "foreground_px": int(result["mask"].sum()), "seconds": round(time.perf_counter() - t0, 4),
-            **result["meta"]}
+    from unetpp.predict.work import PredictItem
+
+    path = Path(path)
+    return _run_one(PredictItem(stem or path.stem, path=path), runtime, options or PredictOptions(), Path(out_dir))

@@ -66,6 +66,41 @@ def pad_to_tile(image: np.ndarray, tile: int) -> np.ndarray:
     return out if out.ndim == image.ndim else out[:, :, None]
 
 
+class TileBlender:
+    """Accumulates per-tile maps of one (padded) image: `sum(p * w)` and `sum(w)`, then their ratio.
+
+    `corners` are the windows in generation order; `add(start, maps)` takes the maps (k, [C,] tile, tile) of
+    windows start..start+k-1, in any grouping but in order (the sums are float32: the same order gives the same
+    bits).
+    """
+
+    def __init__(self, height: int, width: int, tile: int, overlap: float = DEFAULT_OVERLAP,
+                 floor: float = DEFAULT_FLOOR, channels: int | None = None) -> None:
+        self.height, self.width, self.tile = height, width, tile
+        self.ys, self.xs = window_starts(height, tile, overlap), window_starts(width, tile, overlap)
+        self.n_tiles = len(self.ys) * len(self.xs)
+        self.window = blend_window(tile, floor)
+        shape = (height, width) if channels is None else (channels, height, width)
+        self.acc = np.zeros(shape, np.float32)
+        self.wsum = np.zeros((height, width), np.float32)
+
+    def corner(self, i: int) -> tuple[int, int]:
+        """(y, x) of window i, row by row (no list of all windows is kept)."""
+        return self.ys[i // len(self.xs)], self.xs[i % len(self.xs)]
+
+    def add(self, start: int, maps: np.ndarray) -> None:
+        t, win = self.tile, self.window
+        for i, p in enumerate(maps, start):
+            y, x = self.corner(i)
+            self.acc[..., y:y + t, x:x + t] += p * win
+            self.wsum[y:y + t, x:x + t] += win
+
+    def result(self, height: int, width: int) -> np.ndarray:
+        """The blended map cropped to (height, width) (the size before padding)."""
+        np.divide(self.acc, self.wsum, out=self.acc)
+        return self.acc[..., :height, :width]
+
+
 def blend_tiles(image: np.ndarray, fn: TileFn, tile: int = 96, overlap: float = DEFAULT_OVERLAP, batch: int = 16,
                 floor: float = DEFAULT_FLOOR, stats: dict | None = None) -> np.ndarray:
     """Run `fn` over overlapping windows of `image` (H, W, C) and blend: float32 (H, W).
@@ -79,34 +114,19 @@ def blend_tiles(image: np.ndarray, fn: TileFn, tile: int = 96, overlap: float = 
         raise InputError(expected_found("tile batch", "an integer >= 1", batch))
     h0, w0 = image.shape[:2]
     img = pad_to_tile(image, tile)
-    h, w = img.shape[:2]
-    win = blend_window(tile, floor)
-    acc = np.zeros((h, w), np.float32)
-    wsum = np.zeros((h, w), np.float32)
+    blender = TileBlender(img.shape[0], img.shape[1], tile, overlap, floor)
     buf = np.empty((batch, tile, tile, img.shape[2]), img.dtype)
-    corners: list[tuple[int, int]] = []
-    n_tiles = n_batches = 0
-
-    def flush() -> None:
-        nonlocal n_batches
-        out = np.asarray(fn(buf[: len(corners)]), dtype=np.float32)
-        if out.shape != (len(corners), tile, tile):
-            raise InputError(expected_found("per-tile output", (len(corners), tile, tile), out.shape))
-        for (y, x), p in zip(corners, out):
-            acc[y:y + tile, x:x + tile] += p * win
-            wsum[y:y + tile, x:x + tile] += win
-        corners.clear()
+    n_batches = 0
+    for start in range(0, blender.n_tiles, batch):
+        k = min(batch, blender.n_tiles - start)
+        for i in range(k):
+            y, x = blender.corner(start + i)
+            buf[i] = img[y:y + tile, x:x + tile]
+        out = np.asarray(fn(buf[:k]), dtype=np.float32)
+        if out.shape != (k, tile, tile):
+            raise InputError(expected_found("per-tile output", (k, tile, tile), out.shape))
+        blender.add(start, out)
         n_batches += 1
-
-    for y, x in iter_windows(h, w, tile, overlap):
-        buf[len(corners)] = img[y:y + tile, x:x + tile]
-        corners.append((y, x))
-        n_tiles += 1
-        if len(corners) == batch:
-            flush()
-    if corners:
-        flush()
     if stats is not None:
-        stats.update(n_tiles=n_tiles, n_batches=n_batches)
-    np.divide(acc, wsum, out=acc)
-    return acc[:h0, :w0]
+        stats.update(n_tiles=blender.n_tiles, n_batches=n_batches)
+    return blender.result(h0, w0)

@@ -1,33 +1,59 @@
-"""The runtime contract (after Polygraphy's runners): cheap to construct, heavy work in activate()."""
+"""The runtime contract (after Polygraphy's runners): cheap to construct, heavy work in activate(), facts stated.
+
+A runtime class states what callers would otherwise hard-code: the model files it opens (`suffixes`), the options
+it accepts (`OPTIONS`), how the common flags `--threads/--device/--dtype` map onto those options (`map_flags`),
+and, once active, the model's input spec (`input_shape`, `static_batch`), its output channels and the
+preprocessing the model was exported with (`preprocess`, read from the model file's metadata).
+"""
 
 from __future__ import annotations
 
-import importlib
+import sys
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from unetpp.errors import InputError, RuntimeUnavailable, expected_found
+from unetpp.config import PreprocessConfig
+from unetpp.errors import InputError, ModelFileError, expected_found
+
+_ASSUMED_DEFAULTS: set[str] = set()  # model files already told about (say it once per file and process)
 
 
 class Runtime(ABC):
     """One backend. Holds only paths and options until activate(), so it pickles to a worker process.
 
-    Subclasses implement _activate(), _infer(batch) -> logits (N, 1, H, W) float32, and optionally
-    _deactivate(), _synchronize() (for asynchronous devices) and version(). A subclass that can time the device
-    apart from the transfers sets self._device_ms inside _infer.
+    Subclasses implement _activate() (setting input_shape, static_batch, output_channels and metadata where the
+    model file has them), _infer(batch) -> (N, C_out, H, W) float32, and optionally _deactivate(), _synchronize()
+    (asynchronous devices) and version(). A subclass that can time the device apart from the transfers sets
+    self._device_ms inside _infer.
     """
 
-    name: str = "base"
+    name: ClassVar[str] = "base"
+    suffixes: ClassVar[tuple[str, ...]] = ()  # model files this runtime opens
+    OPTIONS: ClassVar[tuple[str, ...]] = ("threads",)  # options it accepts (checked on construction)
+    # common flag -> option name; None: the flag is not available on this runtime (only its default passes)
+    flags: ClassVar[dict[str, str | None]] = {"threads": "threads", "device": None, "dtype": None}
+    flag_defaults: ClassVar[dict[str, str]] = {"device": "cpu", "dtype": "fp32"}
 
     def __init__(self, model: str | Path, input_shape: tuple[int, int, int] = (3, 96, 96), **options: Any) -> None:
+        unknown = set(options) - set(type(self).OPTIONS)
+        if unknown:
+            raise InputError(expected_found(f"{self.name} options", ", ".join(type(self).OPTIONS) or "none",
+                                            ", ".join(sorted(unknown))))
+        for key in ("threads",):
+            value = options.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise InputError(expected_found(f"{self.name} {key}", "an integer >= 1", repr(value)))
         self.model = Path(model)
         self.input_shape = tuple(input_shape)
-        self.options = options
+        self.options = dict(options)
         self.active = False
+        self.static_batch: int | None = None
+        self.output_channels: int | None = None
+        self.metadata: dict[str, Any] | None = None  # what the model file says about itself (model/metadata.py)
         # last_compute_ms: the compute-only time of the last call (ais_bench's definition): the device's own time
         # where the runtime can measure it apart from transfers (CUDA events), else the call's wall time.
         # last_call_ms: the host wall time of the whole call, transfers included.
@@ -35,10 +61,34 @@ class Runtime(ABC):
         self.last_call_ms: float | None = None
         self._device_ms: float | None = None
 
+    # -- the common flags ------------------------------------------------------------------------
+    @classmethod
+    def map_flags(cls, threads: int | None = None, device: str | None = None,
+                  dtype: str | None = None) -> dict[str, Any]:
+        """--threads/--device/--dtype as this runtime's options; a flag it cannot honour is an error."""
+        out: dict[str, Any] = {}
+        for flag, value in (("threads", threads), ("device", device), ("dtype", dtype)):
+            if value is None:
+                continue
+            target = cls.flags.get(flag)
+            if target is None:
+                if str(value).lower() == cls.flag_defaults.get(flag):
+                    continue
+                raise InputError(expected_found(f"--{flag} with backend {cls.name}",
+                                                cls.flag_defaults.get(flag, "not given"), value,
+                                                "choose a backend that supports it (see `unetpp infer --help`)"))
+            out[target] = cls.convert_flag(flag, value)
+        return out
+
+    @classmethod
+    def convert_flag(cls, flag: str, value: Any) -> Any:
+        return value
+
     # -- lifecycle -----------------------------------------------------------------------------
     def activate(self) -> Runtime:
         if not self.active:
             self._activate()
+            self._check_input_spec()
             self.active = True
         return self
 
@@ -59,6 +109,38 @@ class Runtime(ABC):
         state["active"] = False
         return state
 
+    def _check_input_spec(self) -> None:
+        shape = self.input_shape
+        if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise ModelFileError(expected_found(f"{self.model} input", "(N, C, H, W) with fixed C, H, W",
+                                                f"(N, {', '.join(map(str, shape))})"))
+        if self.static_batch is not None and self.static_batch < 1:
+            raise ModelFileError(expected_found(f"{self.model} batch axis", "dynamic or >= 1", self.static_batch))
+
+    # -- facts -------------------------------------------------------------------------------------
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        """The preprocessing the model file declares; without it the guide's defaults, said once per file."""
+        meta = (self.metadata or {}).get("preprocess")
+        if meta:
+            return PreprocessConfig.from_dict(meta)
+        key = str(self.model)
+        if key not in _ASSUMED_DEFAULTS:
+            _ASSUMED_DEFAULTS.add(key)
+            print(f"unetpp: {self.model.name} carries no preprocessing metadata; assuming the guide's "
+                  f"(BGR, ImageNet mean/std, extra /255, {self.input_shape[-1]} px, logit threshold 0.5)",
+                  file=sys.stderr)
+        return PreprocessConfig(size=int(self.input_shape[-1]))
+
+    @property
+    def outputs(self) -> list[str]:
+        """Names of the output channels: the model's metadata, else 'foreground' for a 1-channel model."""
+        names = (self.metadata or {}).get("outputs")
+        if names:
+            return list(names)
+        n = self.output_channels or 1
+        return ["foreground"] if n == 1 else [f"channel{i}" for i in range(n)]
+
     # -- inference -------------------------------------------------------------------------------
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Check the batch against the model's input spec, run it, record the compute time in ms."""
@@ -72,6 +154,9 @@ class Runtime(ABC):
                 expected_found(f"{self.name} input shape", f"(N, {', '.join(map(str, self.input_shape))})",
                                tuple(batch.shape))
             )
+        if self.static_batch is not None and batch.shape[0] != self.static_batch:
+            raise InputError(expected_found(f"batch size for {self.model.name} (a fixed-batch model)",
+                                            self.static_batch, batch.shape[0], "use infer_padded"))
         self._synchronize()
         self._device_ms = None
         t0 = time.perf_counter()
@@ -79,7 +164,40 @@ class Runtime(ABC):
         self._synchronize()
         self.last_call_ms = (time.perf_counter() - t0) * 1000.0
         self.last_compute_ms = self._device_ms if self._device_ms is not None else self.last_call_ms
+        self._check_output(out, batch.shape)
         return out
+
+    def infer_padded(self, batch: np.ndarray) -> tuple[np.ndarray, int]:
+        """(outputs for the batch's rows, rows of padding added): a fixed-batch model gets its own batch size,
+        short chunks filled with copies of their last row (dropped from the result); others run as given."""
+        if not self.active:
+            self.activate()
+        step = self.static_batch
+        if step is None or batch.shape[0] == step:
+            return self.infer(batch), 0
+        parts, pad = [], 0
+        compute = call = 0.0
+        for i in range(0, batch.shape[0], step):
+            chunk = batch[i:i + step]
+            k = chunk.shape[0]
+            if k < step:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - k, axis=0)])
+                pad += step - k
+            parts.append(self.infer(chunk)[:k])
+            compute += self.last_compute_ms or 0.0
+            call += self.last_call_ms or 0.0
+        self.last_compute_ms, self.last_call_ms = compute, call
+        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), pad
+
+    def _check_output(self, out: np.ndarray, in_shape: tuple[int, ...]) -> None:
+        n, _, h, w = in_shape
+        ok = isinstance(out, np.ndarray) and out.ndim == 4 and out.shape[0] == n and out.shape[2:] == (h, w)
+        if not ok:
+            raise ModelFileError(expected_found(f"{self.model.name} output shape", f"({n}, C, {h}, {w})",
+                                                tuple(getattr(out, "shape", ())),
+                                                "unetpp runs segmentation models whose output has the input's size"))
+        if self.output_channels is None:
+            self.output_channels = int(out.shape[1])
 
     @abstractmethod
     def _activate(self) -> None: ...
@@ -99,30 +217,5 @@ class Runtime(ABC):
     def describe(self) -> dict[str, Any]:
         """What a summary records about the runtime."""
         return {"backend": self.name, "version": self.version(), "options": dict(self.options),
-                "model": str(self.model)}
-
-
-# name -> (module, class, pip extra that provides it)
-_REGISTRY: dict[str, tuple[str, str, str]] = {}
-
-
-def register(name: str, module: str, cls: str, extra: str) -> None:
-    _REGISTRY[name] = (module, cls, extra)
-
-
-def known_runtimes() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get_runtime(name: str, model: str | Path, **options: Any) -> Runtime:
-    """The one factory: an unknown name lists the known ones; a missing package names the extra to install."""
-    if name not in _REGISTRY:
-        raise InputError(expected_found("backend", "one of " + ", ".join(known_runtimes()), repr(name)))
-    module, cls, extra = _REGISTRY[name]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise RuntimeUnavailable(
-            f"backend {name!r} needs {exc.name or 'a package'} which is not installed: pip install 'unetpp[{extra}]'"
-        ) from None
-    return getattr(mod, cls)(model, **options)
+                "model": str(self.model), "static_batch": self.static_batch,
+                "preprocess_from": "model metadata" if (self.metadata or {}).get("preprocess") else "defaults"}

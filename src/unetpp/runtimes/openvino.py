@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
+from unetpp.model.metadata import METADATA_KEY, from_props, read_onnx_metadata
 from unetpp.runtimes.base import Runtime
 
 HINTS = {"throughput": "THROUGHPUT", "latency": "LATENCY"}
@@ -25,13 +26,16 @@ class OpenVinoRuntime(Runtime):
     """
 
     name = "openvino"
+    suffixes = MODEL_SUFFIXES
+    OPTIONS = ("threads", "streams", "hint", "precision", "device")
+    flags = {"threads": "threads", "device": "device", "dtype": None}
+
+    @classmethod
+    def convert_flag(cls, flag: str, value: Any) -> Any:
+        return str(value).upper() if flag == "device" else value
 
     def __init__(self, model: str | Path, input_shape: tuple[int, int, int] = (3, 96, 96), **options: Any) -> None:
         super().__init__(model, input_shape, **options)
-        unknown = set(options) - {"threads", "streams", "hint", "precision", "device"}
-        if unknown:
-            raise InputError(expected_found("openvino options", "threads, streams, hint, precision, device",
-                                            ", ".join(sorted(unknown))))
         hint = options.get("hint")
         if hint is not None and str(hint).lower() not in HINTS:
             raise InputError(expected_found("openvino hint", " or ".join(HINTS), repr(hint)))
@@ -71,10 +75,28 @@ class OpenVinoRuntime(Runtime):
         if pshape.rank.is_dynamic or pshape.rank.get_length() != 4:
             raise ModelFileError(expected_found(f"{self.model} input rank", 4, str(pshape)))
         self.static_batch = pshape[0].get_length() if pshape[0].is_static else None
+        if not all(d.is_static for d in list(pshape)[1:]):
+            raise ModelFileError(expected_found(f"{self.model} input", "(N, C, H, W) with fixed C, H, W", str(pshape)))
+        self.input_shape = tuple(pshape[i].get_length() for i in (1, 2, 3))
+        oshape = self._ov_model.outputs[-1].get_partial_shape()
+        if oshape.rank.is_static and oshape.rank.get_length() == 4 and oshape[1].is_static:
+            self.output_channels = oshape[1].get_length()
+        self.metadata = self._read_metadata()
         self._compiled: dict[int, Any] = {}
         self._requests: dict[int, Any] = {}
         if self.static_batch is not None:
             self._compile(self.static_batch)
+
+    def _read_metadata(self) -> dict[str, Any] | None:
+        """An IR carries the document in rt_info (written by `unetpp compile`); an ONNX file in metadata_props."""
+        if self.model.suffix.lower() == ".onnx":
+            return read_onnx_metadata(self.model)
+        try:
+            if self._ov_model.has_rt_info([METADATA_KEY]):
+                return from_props({METADATA_KEY: str(self._ov_model.get_rt_info([METADATA_KEY]).astype(str))})
+        except Exception:  # noqa: BLE001 - an IR without the entry
+            return None
+        return None
 
     def _compile(self, batch: int) -> None:
         if self.static_batch is None:
@@ -94,10 +116,6 @@ class OpenVinoRuntime(Runtime):
     # -- inference -------------------------------------------------------------------------------
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         n = batch.shape[0]
-        if self.static_batch is not None and n != self.static_batch:
-            raise InputError(expected_found(
-                f"batch size for the static-batch model {self.model.name}", self.static_batch, n,
-                "compile without --batch for a dynamic model, or use a matching --batchsize"))
         if n not in self._requests:
             self._compile(n)
         req = self._requests[n]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
+from unetpp.model.metadata import from_props
 from unetpp.runtimes.base import Runtime
 
 GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -30,7 +31,7 @@ def describe_file(path: Path) -> str:
     elif head.startswith(b"PK\x03\x04"):
         kind = "a zip archive (a PyTorch checkpoint? use --backend torch)"
     elif path.suffix.lower() == ".onnx" and head[:1] == b"\x08":
-        kind = "an ONNX model (protobuf)"
+        kind = "a file that starts like an ONNX protobuf but cannot be parsed (truncated or corrupt?)"
     elif head.startswith(b"\x80"):
         kind = "a Python pickle (a PyTorch checkpoint? use --backend torch)"
     elif head.lstrip().startswith(b"<"):
@@ -46,14 +47,13 @@ class OrtRuntime(Runtime):
     """Options: threads (intra-op, default all cores), providers ("cpu" | "cuda" | a list), graph_optimization."""
 
     name = "onnxruntime"
+    suffixes = (".onnx",)
     OPTIONS = ("threads", "providers", "graph_optimization")
+    flags = {"threads": "threads", "device": "providers", "dtype": None}
 
-    def __init__(self, model: str | Path, input_shape: tuple[int, int, int] = (3, 96, 96), **options: Any) -> None:
-        super().__init__(model, input_shape, **options)
-        unknown = set(options) - set(self.OPTIONS)
-        if unknown:
-            raise InputError(expected_found("onnxruntime options", ", ".join(self.OPTIONS), ", ".join(sorted(unknown))))
-        self.static_batch: int | None = None
+    @classmethod
+    def convert_flag(cls, flag: str, value: Any) -> Any:
+        return str(value).lower() if flag == "device" else value
 
     def _activate(self) -> None:
         try:
@@ -84,10 +84,18 @@ class OrtRuntime(Runtime):
         shape = list(inputs[0].shape)
         if len(shape) != 4:
             raise ModelFileError(expected_found(f"{self.model} input rank", "4 (N, C, H, W)", shape))
-        if all(isinstance(d, int) for d in shape[1:]):
-            self.input_shape = tuple(shape[1:])
+        if not all(isinstance(d, int) for d in shape[1:]):
+            raise ModelFileError(expected_found(f"{self.model} input", "(N, C, H, W) with fixed C, H, W", shape))
+        self.input_shape = tuple(shape[1:])
         self.static_batch = shape[0] if isinstance(shape[0], int) else None
         self.input_name, self.output_name = inputs[0].name, outputs[-1].name
+        out_shape = list(outputs[-1].shape)
+        if len(out_shape) != 4:
+            raise ModelFileError(expected_found(f"{self.model} output rank", "4 (N, C, H, W)", out_shape))
+        self.output_channels = out_shape[1] if isinstance(out_shape[1], int) else None
+        if isinstance(inputs[0].type, str) and inputs[0].type != "tensor(float)":
+            raise ModelFileError(expected_found(f"{self.model} input type", "tensor(float)", inputs[0].type))
+        self.metadata = from_props(sess.get_modelmeta().custom_metadata_map)
         self.active_providers = sess.get_providers()
         self._session = sess
 
@@ -107,9 +115,6 @@ class OrtRuntime(Runtime):
         return names
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        if self.static_batch is not None and batch.shape[0] != self.static_batch:
-            raise InputError(expected_found(f"batch size for {self.model.name} (exported with a fixed batch)",
-                                            self.static_batch, batch.shape[0]))
         out = self._session.run([self.output_name], {self.input_name: batch})[0]
         return np.asarray(out, dtype=np.float32)
 

@@ -3,12 +3,12 @@ or replayed from CUDA graphs captured once per batch shape."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
+from unetpp.model.metadata import build_metadata
 from unetpp.runtimes.base import Runtime
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -25,14 +25,9 @@ class TorchRuntime(Runtime):
     """
 
     name = "torch"
+    suffixes = CHECKPOINT_SUFFIXES
     OPTIONS = ("device", "dtype", "channels_last", "compile", "cuda_graphs", "threads", "up_mode")
-
-    def __init__(self, model: str | Path, input_shape: tuple[int, int, int] = (3, 96, 96), **options: Any) -> None:
-        super().__init__(model, input_shape, **options)
-        unknown = set(options) - set(self.OPTIONS)
-        if unknown:
-            raise InputError(expected_found("torch options", ", ".join(self.OPTIONS), ", ".join(sorted(unknown))))
-        self.static_batch: int | None = None
+    flags = {"threads": "threads", "device": "device", "dtype": "dtype"}
 
     def _check_options(self) -> tuple[str, str]:
         device = str(self.options.get("device", "cpu")).lower()
@@ -68,6 +63,8 @@ class TorchRuntime(Runtime):
         ckpt = load_checkpoint(self.model, up_mode=self.options.get("up_mode"))
         c, s = ckpt.config.input_channels, ckpt.preprocess.size
         self.input_shape = (c, s, s)
+        self.output_channels = ckpt.config.num_classes
+        self.metadata = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"))
         self._torch = torch
         self._device = torch.device(device)
         self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]

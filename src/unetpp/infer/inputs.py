@@ -1,35 +1,13 @@
-"""Group input files into batches as ais_bench does: sorted, `batchsize` at a time, a short last batch padded."""
+"""The inputs of `unetpp infer`: .bin/.npy files gathered from folders (sorted, as ais_bench), screened by size."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from unetpp.config import PreprocessConfig
 from unetpp.data.preprocess import list_inputs, read_input
 from unetpp.errors import InputError, expected_found
-
-
-@dataclass(frozen=True)
-class Batch:
-    """`files` are the real inputs; `n_pad` copies of the last one fill the batch and are never written out."""
-
-    index: int
-    files: tuple[Path, ...]
-    n_pad: int = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.files) + self.n_pad
-
-    def load(self, cfg: PreprocessConfig | None = None) -> np.ndarray:
-        """Read the files (sizes validated) into one float32 (batchsize, 3, S, S) array, padding included."""
-        arrays = [read_input(p, cfg) for p in self.files]
-        arrays += [arrays[-1]] * self.n_pad
-        return np.stack(arrays)
 
 
 def output_stem(path: Path) -> str:
@@ -56,14 +34,6 @@ def gather_inputs(inputs: Sequence[str | Path]) -> list[Path]:
                                             f"{seen[stem]} and {f} both named {stem!r}"))
         seen[stem] = f
     return files
-
-
-def check_sizes(files: Sequence[Path], cfg: PreprocessConfig | None = None) -> None:
-    """Fail before anything is written when a .bin has the wrong size (cheap: a stat per file)."""
-    for f in files:
-        problem = size_problem(f, cfg)
-        if problem:
-            raise InputError(problem)
 
 
 def screen_sizes(files: Sequence[Path], cfg: PreprocessConfig | None = None) -> tuple[list[Path], dict[Path, str]]:
@@ -96,14 +66,3 @@ def size_problem(f: Path, cfg: PreprocessConfig | None = None) -> str | None:
     else:
         return expected_found(f"input file {f}", "a .bin or .npy file", f"suffix {f.suffix!r}")
     return None
-
-
-def make_batches(files: Sequence[Path], batchsize: int) -> list[Batch]:
-    """Consecutive groups of `batchsize`; the last, if short, is padded with copies of its last file."""
-    if batchsize < 1:
-        raise InputError(expected_found("--batchsize", "a positive integer", batchsize))
-    batches = []
-    for i, start in enumerate(range(0, len(files), batchsize)):
-        chunk = tuple(files[start:start + batchsize])
-        batches.append(Batch(i, chunk, batchsize - len(chunk)))
-    return batches

@@ -1,0 +1,71 @@
+"""What a model file says about itself: one JSON document under the key `unetpp` in the ONNX `metadata_props`
+(and in an OpenVINO IR's rt_info), so every runtime knows the preprocessing and the outputs of the model it runs.
+
+    {"format": 1, "model": {...ModelConfig...}, "preprocess": {...PreprocessConfig...},
+     "outputs": ["foreground"], "output_kind": "logits", "thresholds": {...meaning of each threshold...}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from unetpp.config import ModelConfig, PreprocessConfig
+
+METADATA_KEY = "unetpp"
+FORMAT = 1
+THRESHOLD_MEANINGS = {
+    "logit_threshold": "the guide's decision: raw logit > logit_threshold (0.5 = probability 0.6225)",
+    "prob_threshold": "predict's decision: sigmoid(logit) >= prob_threshold",
+}
+
+
+def default_outputs(num_classes: int) -> list[str]:
+    return ["foreground"] if num_classes == 1 else ["foreground", "border", *[f"channel{i}" for i in
+                                                                             range(2, num_classes)]][:num_classes]
+
+
+def build_metadata(config: ModelConfig, preprocess: PreprocessConfig, outputs: list[str] | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    return {"format": FORMAT, "model": config.to_dict(), "preprocess": preprocess.to_dict(),
+            "outputs": list(outputs or default_outputs(config.num_classes)), "output_kind": "logits",
+            "thresholds": THRESHOLD_MEANINGS, **extra}
+
+
+def to_props(meta: Mapping[str, Any]) -> dict[str, str]:
+    return {METADATA_KEY: json.dumps(meta, sort_keys=True)}
+
+
+def from_props(props: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """The document from a key/value map (ONNX metadata_props, ORT's custom_metadata_map), None if absent or bad."""
+    raw = (props or {}).get(METADATA_KEY)
+    if not raw:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any] | None:
+    """Read the document from an ONNX file (the graph's weights are not needed: external data is not loaded)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - a file onnx cannot parse has no metadata to give
+        return None
+    return from_props({p.key: p.value for p in proto.metadata_props})
+
+
+def write_onnx_metadata(proto: Any, meta: Mapping[str, Any]) -> None:
+    """Set (replace) the document in an onnx.ModelProto in memory."""
+    keep = [p for p in proto.metadata_props if p.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(keep)
+    for k, v in to_props(meta).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v

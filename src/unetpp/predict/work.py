@@ -1,0 +1,182 @@
+"""`unetpp predict`'s work for the driver: an image in, its tiles (or its one resized input) as units, blended
+probabilities back, nuclei and files out.
+
+prepare (decode, rescale, cut and normalise tiles) runs ahead of the runtime; accept (sigmoid, blending) and
+finish (threshold, instance split, PNG/CSV writing) run behind it; tiles of consecutive images share batches.
+An item with `image` set (the Python API, the server) is not read from disk; with no `out_dir` nothing is written
+and the record carries the arrays.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from unetpp.config import PreprocessConfig
+from unetpp.core.driver import BatchWork
+from unetpp.data.preprocess import normalize
+from unetpp.errors import UnetppError
+from unetpp.eval.metrics import sigmoid
+from unetpp.predict import scale as scale_rules
+from unetpp.predict.image import (
+    PredictOptions,
+    median_nucleus_area,
+    output_paths,
+    postprocess,
+    predict_resize,
+    record_from_files,
+    write_outputs,
+)
+from unetpp.predict.imageio import ImageInfo, read_image
+from unetpp.predict.tiling import TileBlender, pad_to_tile
+
+
+@dataclass(frozen=True)
+class PredictItem:
+    """One image: a file (`path`) or an array already in memory (`image`, BGR uint8 HxWx3)."""
+
+    stem: str
+    path: Path | None = None
+    image: np.ndarray | None = None
+
+
+class PredictWork(BatchWork):
+    catch = (UnetppError, cv2.error, OSError)
+
+    def __init__(self, options: PredictOptions, cfg: PreprocessConfig, out_dir: Path | None = None,
+                 previous: dict[str, dict[str, Any]] | None = None, first_pass_runtime: Any = None,
+                 outputs_meaning: list[str] | None = None) -> None:
+        self.options, self.cfg, self.out_dir = options, cfg, out_dir
+        self.previous = previous or {}
+        self._first_pass = first_pass_runtime  # an inactive runtime copy for the `nuclei` scale rule's first pass
+        self._first_pass_lock = threading.Lock()
+        self.outputs_meaning = outputs_meaning or ["foreground"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_first_pass_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._first_pass_lock = threading.Lock()
+
+    # -- identity and resume -------------------------------------------------------------------
+    def key(self, item: PredictItem) -> str:
+        return str(item.path) if item.path is not None else item.stem
+
+    def outputs(self, item: PredictItem) -> list[Path]:
+        if self.out_dir is None:
+            return []
+        return list(output_paths(self.out_dir, item.stem, self.options).values())
+
+    def done_record(self, item: PredictItem) -> dict[str, Any]:
+        rec = self.previous.get(item.stem) or record_from_files(
+            item.path, item.stem, output_paths(self.out_dir, item.stem, self.options), self.options.mode)
+        return {**rec, "key": self.key(item), "skipped": True}
+
+    # -- the three stages ----------------------------------------------------------------------
+    def prepare(self, item: PredictItem) -> tuple[dict[str, Any], Iterator[np.ndarray]]:
+        t0 = time.perf_counter()
+        if item.image is not None:
+            img = np.ascontiguousarray(item.image)
+            info = ImageInfo(item.stem, int(img.shape[0]), int(img.shape[1]), 3, str(img.dtype))
+        else:
+            img, info = read_image(item.path, self.options.bit16)
+        state: dict[str, Any] = {"img": img, "info": info, "t0": t0}
+        size = self.cfg.size
+        if self.options.mode == "resize":
+            state["meta"] = {"scale": None, "n_tiles": 1}
+            return state, iter([normalize(cv2.resize(img, (size, size)), self.cfg)[None]])
+        factor, meta = self._factor(img)
+        h, w = img.shape[:2]
+        sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
+        small = img if (sh, sw) == (h, w) else cv2.resize(img, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        padded = pad_to_tile(small, size)
+        blender = TileBlender(padded.shape[0], padded.shape[1], size, self.options.overlap, self.options.floor,
+                              channels=len(self.outputs_meaning) if len(self.outputs_meaning) > 1 else None)
+        meta.update(scale=round(factor, 6), n_tiles=blender.n_tiles)
+        state.update(meta=meta, blender=blender, small_shape=(sh, sw))
+        return state, self._tiles(padded, blender)
+
+    def _tiles(self, padded: np.ndarray, blender: TileBlender) -> Iterator[np.ndarray]:
+        step, t = self.options.batch, blender.tile
+        for start in range(0, blender.n_tiles, step):
+            k = min(step, blender.n_tiles - start)
+            chunk = np.empty((k, 3, t, t), np.float32)
+            for i in range(k):
+                y, x = blender.corner(start + i)
+                chunk[i] = normalize(padded[y:y + t, x:x + t], self.cfg)
+            yield chunk
+
+    def _factor(self, img: np.ndarray) -> tuple[float, dict[str, Any]]:
+        rule = self.options.scale
+        h, w = img.shape[:2]
+        meta: dict[str, Any] = {"scale_rule": rule if isinstance(rule, str) else "fixed"}
+        if isinstance(rule, float):
+            return rule, meta
+        if rule.startswith("nuclei"):
+            with self._first_pass_lock:  # a second session of the model, used by this (prepare) thread only
+                rt = self._first_pass
+                if rt is None:
+                    raise UnetppError("the `nuclei` scale rule needs a runtime for its first pass")
+                median = median_nucleus_area(predict_resize(img, rt), self.options)
+            meta["first_pass_median_area"] = median
+            return scale_rules.nuclei_scale(median, h, w, self.cfg.size, scale_rules.nuclei_target(rule)), meta
+        return scale_rules.geometric_scale(rule, h, w, self.cfg.size), meta
+
+    def accept(self, state: dict[str, Any], start: int, outputs: np.ndarray) -> None:
+        probs = sigmoid(outputs)
+        if "blender" in state:
+            state["blender"].add(start, probs[:, 0] if probs.shape[1] == 1 else probs)
+        else:
+            state["prob"] = probs[0, 0] if probs.shape[1] == 1 else probs[0]
+
+    def finish(self, item: PredictItem, state: dict[str, Any]) -> dict[str, Any]:
+        img, info = state["img"], state["info"]
+        h, w = img.shape[:2]
+        if "blender" in state:
+            sh, sw = state["small_shape"]
+            prob = state["blender"].result(sh, sw)
+        else:
+            prob = state["prob"]
+        prob = _resize_maps(prob, h, w)
+        result = postprocess(prob, self.options, self.outputs_meaning)
+        result["meta"] = state["meta"]
+        record = {"image": str(item.path) if item.path is not None else None, "stem": item.stem,
+                  "height": info.height, "width": info.width, "channels": info.channels, "dtype": info.dtype,
+                  "mode": self.options.mode, "nuclei": len(result["rows"]),
+                  "foreground_px": int(result["mask"].sum()), **state["meta"]}
+        if self.out_dir is not None:
+            paths = output_paths(self.out_dir, item.stem, self.options)
+            write_outputs(result, paths, img)
+            for p in paths.values():
+                self.wrote(p)
+        else:
+            record["result"] = result
+        record["seconds"] = round(time.perf_counter() - state["t0"], 4)
+        return record
+
+
+def _resize_maps(prob: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(S, S) or (C, S, S) maps to the image's size (bilinear), as contiguous float32."""
+    if prob.ndim == 2:
+        if prob.shape == (h, w):
+            return np.ascontiguousarray(prob)
+        return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.stack([_resize_maps(p, h, w) for p in prob])
+
+
+def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
+    """The runtime's inactive twin for the `nuclei` rule's first pass (None when the rule does not need one)."""
+    if isinstance(options.scale, str) and options.scale.startswith("nuclei") and options.mode == "tile":
+        return pickle.loads(pickle.dumps(runtime))
+    return None
