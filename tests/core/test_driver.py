@@ -157,3 +157,39 @@ def test_the_test_runtime_works_through_bench(toy: Path, tmp_path: Path) -> None
     cells = run_sweep(parse_specs([f"toy:model={toy}"]), inputs, tmp_path / "bench", batch_sizes=(2,),
                       min_seconds=0.0, min_iters=2, warmup=0, log=lambda m: None)
     assert len(cells) == 1 and cells[0]["status"] == "ok" and cells[0]["throughput_end_to_end"] > 0
+
+
+def test_a_stream_of_items_is_batched_by_size_or_by_wait(toy: Path) -> None:
+    """A server's use: items arrive one by one; those arriving together share a call, a lone one runs after
+    max_wait_ms; on_done reports each item as it completes."""
+    import queue
+    import threading
+    import time
+
+    from unetpp.core.driver import run_pipeline
+
+    inbox: queue.Queue = queue.Queue()
+
+    def stream():
+        while (item := inbox.get()) is not None:
+            yield item
+
+    done: dict[str, object] = {}
+    rt = _rt(toy).activate()
+    settings = DriverSettings(batch_size=4, warmup=0, max_wait_ms=50,
+                              on_done=lambda item, rec, err: done.__setitem__(item[0], rec or err))
+    runner = threading.Thread(target=run_pipeline, args=(stream(), ListWork(bad="x"), rt, settings))
+    runner.start()
+    for name in ("a", "b", "c", "d"):  # four single-unit items at once: one full batch
+        inbox.put((name, 1, 1.0))
+    deadline = time.time() + 10
+    while len(done) < 4 and time.time() < deadline:
+        time.sleep(0.01)
+    inbox.put(("e", 1, 2.0))  # alone: runs when the wait expires, without waiting for more
+    inbox.put(("x", 1, 2.0))  # a bad one fails alone
+    while len(done) < 6 and time.time() < deadline:
+        time.sleep(0.01)
+    inbox.put(None)
+    runner.join(10)
+    assert rt.calls[0] == 4 and sum(rt.calls) == 5
+    assert done["a"]["means"] == [4.0] and done["e"]["means"] == [9.0] and "bad one" in done["x"]

@@ -13,7 +13,6 @@ import torch
 
 from unetpp.cli.main import main
 from unetpp.config import PreprocessConfig
-from unetpp.errors import InputError
 from unetpp.infer.run import run_inference
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
 from unetpp.model.export import synthetic_nuclei

@@ -85,6 +85,11 @@ class DriverSettings:
     prefetch_batches: int = 2
     finish_threads: int = 2
     progress: Callable[[int], None] | None = None  # called with the number of items just completed
+    # Streaming (a server): with max_wait_ms a partial batch is run once no new unit arrived for that long, so
+    # units of items that arrive close together share a runtime call; on_done(item, record, error) is called as
+    # each item completes (record None and error set when it failed).
+    max_wait_ms: float | None = None
+    on_done: Callable[[Any, dict[str, Any] | None, str | None], None] | None = None
 
     def check(self) -> None:
         for name, value, low in (("--batch-size", self.batch_size, 1), ("--warmup", self.warmup, 0),
@@ -170,12 +175,13 @@ def _first_line(exc: BaseException) -> str:
     return msg.splitlines()[0] if msg else type(exc).__name__
 
 
-def run_pipeline(items: Sequence[Any], work: BatchWork, runtime: Any, settings: DriverSettings) -> DriverResult:
+def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: DriverSettings) -> DriverResult:
     """Run every item through prepare → runtime (batched) → accept → finish in this process. `runtime` is
-    activated here if it is not yet (and then left active for the caller to close)."""
+    activated here if it is not yet (and then left active for the caller to close). `items` may be a stream (a
+    generator fed by a server's requests): it is consumed by the prepare thread as items arrive."""
     settings.check()
     result = DriverResult()
-    if not items:
+    if isinstance(items, Sequence) and not items:
         return result
     runtime.activate()
     t_start = time.perf_counter()
@@ -183,7 +189,7 @@ def run_pipeline(items: Sequence[Any], work: BatchWork, runtime: Any, settings: 
     gate = _Units(settings.batch_size * settings.prefetch_batches)
     inbox: queue.Queue = queue.Queue()
     post: queue.Queue = queue.Queue(maxsize=4 * settings.prefetch_batches + 8)
-    tasks = [_Task(i, item) for i, item in enumerate(items)]
+    tasks: list[_Task] = []
     futures: dict[int, Future] = {}
     errors: list[BaseException] = []
     fatal_lock = threading.Lock()
@@ -195,9 +201,11 @@ def run_pipeline(items: Sequence[Any], work: BatchWork, runtime: Any, settings: 
 
     def producer() -> None:
         try:
-            for task in tasks:
+            for index, item in enumerate(items):
                 if stop.is_set():
                     break
+                task = _Task(index, item)
+                tasks.append(task)
                 try:
                     task.state, chunks = work.prepare(task.item)
                     for chunk in chunks:
@@ -223,9 +231,15 @@ def run_pipeline(items: Sequence[Any], work: BatchWork, runtime: Any, settings: 
         try:
             record = work.finish(task.item, task.state)
             record.setdefault("key", work.key(task.item))
+            if settings.on_done is not None:
+                settings.on_done(task.item, record, None)
             return record
         except OutputError as exc:  # every later write would fail too: stop
             fatal(exc)
+            raise
+        except work.catch as exc:
+            if settings.on_done is not None:
+                settings.on_done(task.item, None, _first_line(exc))
             raise
         finally:
             task.state = None
@@ -252,7 +266,12 @@ def run_pipeline(items: Sequence[Any], work: BatchWork, runtime: Any, settings: 
                     if task.failed is None:
                         finishing.acquire()
                         futures[task.index] = pool.submit(finish, task)
-                    elif settings.progress is not None:
+                        continue
+                if kind in ("fail", "end") and task.failed is not None:
+                    task.state = None
+                    if settings.on_done is not None:
+                        settings.on_done(task.item, None, task.failed)
+                    if settings.progress is not None:
                         settings.progress(1)
         except BaseException as exc:  # noqa: BLE001
             fatal(exc)
@@ -304,7 +323,15 @@ def run_pipeline(items: Sequence[Any], work: BatchWork, runtime: Any, settings: 
         while True:
             if stop.is_set():
                 break
-            kind, task, payload = inbox.get()
+            if settings.max_wait_ms is not None and n_pending:
+                try:
+                    kind, task, payload = inbox.get(timeout=settings.max_wait_ms / 1000.0)
+                except queue.Empty:  # nothing more arrived in time: run the partial batch now
+                    flush()
+                    n_pending = 0
+                    continue
+            else:
+                kind, task, payload = inbox.get()
             if kind is _STOP:
                 break
             if kind == "units":  # fill batches of exactly batch_size units, splitting a chunk where needed

@@ -105,6 +105,8 @@ class RayExecutor:
         from unetpp.core import ray as ray_engine
 
         opts = self.options
+        if "threads" in getattr(type(runtime), "OPTIONS", ()) and not runtime.options.get("threads"):
+            runtime.options["threads"] = opts.threads  # each worker reserves --threads CPUs: use that many
         factory = functools.partial(_same, runtime)
         t0 = time.perf_counter()
         result = DriverResult()

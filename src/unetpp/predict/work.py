@@ -46,6 +46,7 @@ class PredictItem:
     stem: str
     path: Path | None = None
     image: np.ndarray | None = None
+    options: PredictOptions | None = None  # this item's own options (a server's request); None: the work's
 
 
 class PredictWork(BatchWork):
@@ -89,26 +90,27 @@ class PredictWork(BatchWork):
         if item.image is not None:
             img = np.ascontiguousarray(item.image)
             info = ImageInfo(item.stem, int(img.shape[0]), int(img.shape[1]), 3, str(img.dtype))
-        else:
-            img, info = read_image(item.path, self.options.bit16)
-        state: dict[str, Any] = {"img": img, "info": info, "t0": t0}
+        opts = item.options or self.options
+        if item.image is None:
+            img, info = read_image(item.path, opts.bit16)
+        state: dict[str, Any] = {"img": img, "info": info, "t0": t0, "opts": opts}
         size = self.cfg.size
-        if self.options.mode == "resize":
+        if opts.mode == "resize":
             state["meta"] = {"scale": None, "n_tiles": 1}
             return state, iter([normalize(cv2.resize(img, (size, size)), self.cfg)[None]])
-        factor, meta = self._factor(img)
+        factor, meta = self._factor(img, opts)
         h, w = img.shape[:2]
         sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
         small = img if (sh, sw) == (h, w) else cv2.resize(img, (sw, sh), interpolation=cv2.INTER_LINEAR)
         padded = pad_to_tile(small, size)
-        blender = TileBlender(padded.shape[0], padded.shape[1], size, self.options.overlap, self.options.floor,
+        blender = TileBlender(padded.shape[0], padded.shape[1], size, opts.overlap, opts.floor,
                               channels=len(self.outputs_meaning) if len(self.outputs_meaning) > 1 else None)
         meta.update(scale=round(factor, 6), n_tiles=blender.n_tiles)
         state.update(meta=meta, blender=blender, small_shape=(sh, sw))
-        return state, self._tiles(padded, blender)
+        return state, self._tiles(padded, blender, opts.batch)
 
-    def _tiles(self, padded: np.ndarray, blender: TileBlender) -> Iterator[np.ndarray]:
-        step, t = self.options.batch, blender.tile
+    def _tiles(self, padded: np.ndarray, blender: TileBlender, step: int) -> Iterator[np.ndarray]:
+        t = blender.tile
         for start in range(0, blender.n_tiles, step):
             k = min(step, blender.n_tiles - start)
             chunk = np.empty((k, 3, t, t), np.float32)
@@ -117,8 +119,8 @@ class PredictWork(BatchWork):
                 chunk[i] = normalize(padded[y:y + t, x:x + t], self.cfg)
             yield chunk
 
-    def _factor(self, img: np.ndarray) -> tuple[float, dict[str, Any]]:
-        rule = self.options.scale
+    def _factor(self, img: np.ndarray, opts: PredictOptions) -> tuple[float, dict[str, Any]]:
+        rule = opts.scale
         h, w = img.shape[:2]
         meta: dict[str, Any] = {"scale_rule": rule if isinstance(rule, str) else "fixed"}
         if isinstance(rule, float):
@@ -128,7 +130,7 @@ class PredictWork(BatchWork):
                 rt = self._first_pass
                 if rt is None:
                     raise UnetppError("the `nuclei` scale rule needs a runtime for its first pass")
-                median = median_nucleus_area(predict_resize(img, rt), self.options)
+                median = median_nucleus_area(predict_resize(img, rt), opts)
             meta["first_pass_median_area"] = median
             return scale_rules.nuclei_scale(median, h, w, self.cfg.size, scale_rules.nuclei_target(rule)), meta
         return scale_rules.geometric_scale(rule, h, w, self.cfg.size), meta
@@ -149,14 +151,15 @@ class PredictWork(BatchWork):
         else:
             prob = state["prob"]
         prob = _resize_maps(prob, h, w)
-        result = postprocess(prob, self.options, self.outputs_meaning)
+        opts = state["opts"]
+        result = postprocess(prob, opts, self.outputs_meaning)
         result["meta"] = state["meta"]
         record = {"image": str(item.path) if item.path is not None else None, "stem": item.stem,
                   "height": info.height, "width": info.width, "channels": info.channels, "dtype": info.dtype,
-                  "mode": self.options.mode, "nuclei": len(result["rows"]),
+                  "mode": opts.mode, "nuclei": len(result["rows"]),
                   "foreground_px": int(result["mask"].sum()), **state["meta"]}
         if self.out_dir is not None:
-            paths = output_paths(self.out_dir, item.stem, self.options)
+            paths = output_paths(self.out_dir, item.stem, opts)
             write_outputs(result, paths, img)
             for p in paths.values():
                 self.wrote(p)
