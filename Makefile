@@ -20,6 +20,7 @@ run: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q

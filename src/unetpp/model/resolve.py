@@ -32,7 +32,8 @@ def onnx_for_checkpoint(checkpoint: Path) -> Path:
     report = parity_path(out)
     if out.is_file() and report.is_file():
         try:
-            if json.loads(report.read_text()).get("checkpoint_sha256") == sha:
+            rep = json.loads(report.read_text())
+            if rep.get("checkpoint_sha256") == sha and rep.get("metadata"):  # older caches lack the metadata
                 return out
         except (OSError, ValueError):
             pass

@@ -1,0 +1,143 @@
+"""The Python API: the same models, runtimes and driver as the command line, for notebooks and other tools.
+
+    import unetpp
+    model = unetpp.load()                      # the shipped model on ONNX Runtime
+    labels, info = model.predict(image)        # any 2-D image array -> uint16-able int32 labels + details
+    print(info["nuclei"], info["table"][:3])
+    summary = model.predict_folder("images/", "out/", mode="tile")
+    scores = unetpp.evaluate("runs/main/results/val", "runs/main/dsb2018_96/masks/0")
+
+Arrays follow the Python imaging convention: grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4), 8- or 16-bit or float
+(pass `channel_order="bgr"` for arrays read with OpenCV). Files are read as `unetpp predict` reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unetpp.core.driver import DriverSettings, run_pipeline
+from unetpp.errors import InputError, expected_found
+from unetpp.predict.image import PredictOptions
+from unetpp.predict.imageio import to_bgr, to_uint8
+from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy
+from unetpp.runtimes import Runtime, open_runtime
+
+CHANNEL_ORDERS = ("rgb", "bgr")
+_OPTION_NAMES = {f.name for f in fields(PredictOptions)}
+
+
+def _options(base: PredictOptions, overrides: dict[str, Any]) -> PredictOptions:
+    unknown = set(overrides) - _OPTION_NAMES
+    if unknown:
+        raise InputError(expected_found("predict options", ", ".join(sorted(_OPTION_NAMES)),
+                                        ", ".join(sorted(unknown))))
+    return PredictOptions(**{**base.to_dict(), **overrides}) if overrides else base
+
+
+def as_bgr(image: np.ndarray, channel_order: str = "rgb", bit16: str = "stretch") -> np.ndarray:
+    """An image array as the model's input image: 3-channel BGR uint8 (grey replicated, alpha dropped)."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise InputError(expected_found("channel_order", " or ".join(CHANNEL_ORDERS), repr(channel_order)))
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputError(expected_found("image", "a 2-D image array (H, W), (H, W, 3) or (H, W, 4)",
+                                        f"an array of shape {arr.shape}"))
+    bgr = to_bgr(to_uint8(arr, bit16))
+    if channel_order == "rgb" and arr.ndim == 3 and arr.shape[2] >= 3:
+        bgr = np.ascontiguousarray(bgr[:, :, ::-1])
+    return bgr
+
+
+class Model:
+    """A loaded segmentation model: a runtime kept open between calls. Use as a context manager or close()."""
+
+    def __init__(self, runtime: Runtime, options: PredictOptions | None = None) -> None:
+        self.runtime = runtime.activate()
+        self.options = options or PredictOptions()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What runs: backend, model file, outputs, the preprocessing the model declares."""
+        return {**self.runtime.describe(), "outputs": self.runtime.outputs,
+                "preprocess": self.runtime.preprocess.to_dict(), "input_shape": list(self.runtime.input_shape)}
+
+    def _work(self, options: PredictOptions, out_dir: Path | None = None) -> PredictWork:
+        return PredictWork(options, self.runtime.preprocess, out_dir, first_pass_runtime=first_pass_copy(
+            self.runtime, options), outputs_meaning=self.runtime.outputs)
+
+    def predict_many(self, images: Sequence[np.ndarray], channel_order: str = "rgb",
+                     **options: Any) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        """(labels, info) per image; the images' tiles share the runtime's batches."""
+        opts = _options(self.options, options)
+        items = [PredictItem(f"image{i}", image=as_bgr(img, channel_order, opts.bit16)) for i, img in
+                 enumerate(images)]
+        result = run_pipeline(items, self._work(opts), self.runtime,
+                              DriverSettings(batch_size=opts.batch, warmup=0, resume=False))
+        if result.failures:
+            raise InputError(result.failures[0]["error"])
+        out = []
+        for rec in result.records:
+            res = rec.pop("result")
+            table = [dict(zip(("label", "area_px", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1",
+                               "bbox_x1"), row)) for row in res["rows"]]
+            out.append((res["labels"], {"nuclei": rec["nuclei"], "table": table, "prob": res["prob"],
+                                        "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"]}))
+        return out
+
+    def predict(self, image: np.ndarray, channel_order: str = "rgb", **options: Any) -> tuple[np.ndarray,
+                                                                                            dict[str, Any]]:
+        """Nuclei of one image: int32 labels (0 background, 1..n) at the image's size, and a dict with the count,
+        the per-nucleus table, the foreground probability, the mask and what was done (scale, tiles).
+        Keyword options are `unetpp predict`'s (mode, scale, threshold, min_area, overlap, batch ...)."""
+        return self.predict_many([image], channel_order, **options)[0]
+
+    def predict_folder(self, inputs: str | Path | Sequence[str | Path], output: str | Path,
+                       ids: Sequence[str] | None = None, progress: bool = False, **options: Any) -> dict[str, Any]:
+        """`unetpp predict` on files or folders: writes masks, labels, tables, counts.csv; returns the summary."""
+        from unetpp.predict.folder import predict_paths
+
+        paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        return predict_paths(paths, output, self.runtime, _options(self.options, options), ids=ids,
+                             progress=progress)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits (N, C_out, S, S) for a float32 (N, 3, S, S) batch already normalised as the model expects."""
+        return self.runtime.infer_padded(np.ascontiguousarray(batch, dtype=np.float32))[0]
+
+    def close(self) -> None:
+        self.runtime.deactivate()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load(model: str | Path | None = None, backend: str | None = None, device: str | None = None,
+         threads: int | None = None, **options: Any) -> Model:
+    """The shipped model (default), or a checkpoint (.pt/.pth, exported to ONNX once and cached), an ONNX file or an
+    OpenVINO IR; `backend` as `unetpp predict --backend`; keyword `options` become the model's default predict
+    options (e.g. mode="tile")."""
+    runtime = open_runtime(model, backend, threads=threads, device=device)
+    return Model(runtime, _options(PredictOptions(), options))
+
+
+def evaluate(results: str | Path, masks: str | Path, ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """The guide's accuracy of `unetpp infer` outputs: guide IoU, upstream IoU, Dice, per image."""
+    from unetpp.eval.evaluate import evaluate as _evaluate
+
+    return _evaluate(results, masks, ids=ids)
+
+
+def evaluate_instances(predictions: str | Path, ground_truth: str | Path,
+                       ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """DSB2018 instance metrics (mAP over IoU 0.50..0.95, AP@0.5/0.75, pixel IoU, counts) of `predict` outputs."""
+    from unetpp.eval.instance_eval import evaluate_instances as _evaluate_instances
+
+    return _evaluate_instances(predictions, ground_truth, ids=ids)
