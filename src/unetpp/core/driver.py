@@ -262,11 +262,10 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                             task.failed = _first_line(exc)
                 elif kind == "fail":
                     task.failed = task.failed or payload
-                elif kind == "end":
-                    if task.failed is None:
-                        finishing.acquire()
-                        futures[task.index] = pool.submit(finish, task)
-                        continue
+                elif kind == "end" and task.failed is None:
+                    finishing.acquire()
+                    futures[task.index] = pool.submit(finish, task)
+                    continue
                 if kind in ("fail", "end") and task.failed is not None:
                     task.state = None
                     if settings.on_done is not None:

@@ -72,7 +72,7 @@ def _run_chunk(ctx: WorkerContext, chunk: list[Any]) -> dict[str, Any]:
     for item in chunk:
         outs = work.outputs(item)
         if stamp is not None and outs and all(work.output_complete(o) and o.stat().st_mtime_ns > stamp for o in outs):
-            already.append(work.done_record(item))
+            already.append({**work.done_record(item), "skipped": False, "retried": True})
         else:
             todo.append(item)
     settings: DriverSettings = p["settings"]
@@ -80,8 +80,9 @@ def _run_chunk(ctx: WorkerContext, chunk: list[Any]) -> dict[str, Any]:
         settings = dataclasses.replace(settings, warmup=0)
     result = run_pipeline(todo, work, ctx.runtime, dataclasses.replace(settings, progress=None))
     ctx.state["warm"] = True
+    n_done = len(result.records)
     result.records.extend(already)
-    return {"result": result.to_dict(), "n_images": len(todo), "n_already": len(already),
+    return {"result": result.to_dict(), "n_images": n_done, "n_already": len(already),
             "warmup_s": result.warmup_s}
 
 
