@@ -75,3 +75,33 @@ def test_bad_options_are_named() -> None:
         get_runtime("openvino", "m.onnx", hint="fastest")
     with pytest.raises(InputError, match="nthreads"):
         get_runtime("openvino", "m.onnx", nthreads=2)
+
+
+def test_async_requests_through_the_driver_equal_synchronous_calls(ref) -> None:
+    """hint=throughput: the driver keeps the plugin's optimal number of requests in flight; outputs, their order
+    and their pairing with inputs equal one-at-a-time calls."""
+    from unetpp.core.driver import BatchWork, DriverSettings
+    from unetpp.core.executors import run_batches
+
+    path = ref[1]
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((3, 96, 96)).astype(np.float32) * np.float32(0.01) for _ in range(11)]
+
+    class Work(BatchWork):
+        def prepare(self, item):
+            return {}, [xs[item][None]]
+
+        def accept(self, state, start, outputs):
+            state["y"] = outputs[0]
+
+        def finish(self, item, state):
+            return {"y": state["y"]}
+
+    with get_runtime("openvino", path, hint="throughput", threads=2) as rt:
+        res = run_batches(list(range(11)), Work(), rt, DriverSettings(batch_size=2, warmup=1))
+        assert rt.max_in_flight >= 2
+        ref = [rt.infer(x[None])[0] for x in xs]
+    assert [r["key"] for r in res.records] == [str(i) for i in range(11)]
+    for r, y in zip(res.records, ref):
+        np.testing.assert_allclose(r["y"], y, atol=1e-5)
+    assert res.busy_s > 0 and len(res.compute_ms) == 6

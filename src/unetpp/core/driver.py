@@ -19,6 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class DriverResult:
     n_padded: int = 0
     warmup_s: float = 0.0
     wall_s: float = 0.0  # whole run minus warm-up
+    busy_s: float = 0.0  # seconds with at least one runtime call in progress (compute, overlapped calls once)
 
     def merge(self, other: DriverResult) -> None:
         """Fold another part of the same run in (an executor running parts elsewhere)."""
@@ -120,6 +122,7 @@ class DriverResult:
             getattr(self, name).extend(getattr(other, name))
         self.n_units += other.n_units
         self.n_padded += other.n_padded
+        self.busy_s += other.busy_s
         self.warmup_s += other.warmup_s
 
     def to_dict(self) -> dict[str, Any]:
@@ -285,11 +288,40 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
     sent: dict[int, int] = {}
     warm = settings.warmup == 0
 
+    # Batches in flight on a runtime that runs several requests at once (OpenVINO's async infer requests):
+    # (handle, the batch's (task, start, units), events to post after it). Completed in submission order.
+    inflight: deque[tuple[Any, list[tuple[_Task, int, np.ndarray]], list[tuple[str, _Task, Any]]]] = deque()
+    busy = {"since": None}
+
+    def post_outputs(y: np.ndarray, parts: list[tuple[_Task, int, np.ndarray]],
+                     events: list[tuple[str, _Task, Any]]) -> None:
+        row = 0
+        for task, start, units in parts:
+            k = units.shape[0]
+            post.put(("accept", task, (start, y[row:row + k])))
+            row += k
+        gate.give(row)
+        for ev in events:
+            post.put(ev)
+
+    def complete_oldest() -> None:
+        handle, parts, events = inflight.popleft()
+        y, pad = runtime.collect(handle)
+        result.compute_ms.append(float(runtime.last_compute_ms))
+        result.call_ms.append(float(runtime.last_call_ms))
+        result.n_padded += pad
+        if not inflight:
+            result.busy_s += time.perf_counter() - busy["since"]
+        post_outputs(y, parts, events)
+
     def flush() -> None:
         nonlocal warm
         if not pending:
-            for ev in deferred:
-                post.put(ev)
+            if inflight:  # events must follow the outputs still in flight
+                inflight[-1][2].extend(deferred)
+            else:
+                for ev in deferred:
+                    post.put(ev)
             deferred.clear()
             return
         x = pending[0][2] if len(pending) == 1 else np.concatenate([p[2] for p in pending])
@@ -299,23 +331,30 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                 runtime.infer_padded(x)
             result.warmup_s += time.perf_counter() - t0
             warm = True
+        result.batch_sizes.append(int(x.shape[0]))
+        result.n_units += int(x.shape[0])
+        parts, events = list(pending), list(deferred)
+        pending.clear()
+        deferred.clear()
+        depth = max(1, int(getattr(runtime, "max_in_flight", 1) or 1)) if settings.loop == 1 else 1  # known
+        if depth > 1:  # once the runtime has compiled (after the warm-up)
+            if not inflight:
+                busy["since"] = time.perf_counter()
+            inflight.append((runtime.submit(x), parts, events))
+            while len(inflight) >= depth:
+                complete_oldest()
+            return
         for _ in range(settings.loop):
             y, pad = runtime.infer_padded(x)
             result.compute_ms.append(float(runtime.last_compute_ms))
             result.call_ms.append(float(runtime.last_call_ms))
-        result.batch_sizes.append(int(x.shape[0]))
+            result.busy_s += float(runtime.last_compute_ms) / 1000.0
         result.n_padded += pad
-        result.n_units += int(x.shape[0])
-        row = 0
-        for task, start, units in pending:
-            k = units.shape[0]
-            post.put(("accept", task, (start, y[row:row + k])))
-            row += k
-        gate.give(int(x.shape[0]))
-        pending.clear()
-        for ev in deferred:
-            post.put(ev)
-        deferred.clear()
+        post_outputs(y, parts, events)
+
+    def drain_inflight() -> None:
+        while inflight:
+            complete_oldest()
 
     try:
         n_pending = 0
@@ -327,6 +366,7 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                     kind, task, payload = inbox.get(timeout=settings.max_wait_ms / 1000.0)
                 except queue.Empty:  # nothing more arrived in time: run the partial batch now
                     flush()
+                    drain_inflight()
                     n_pending = 0
                     continue
             else:
@@ -351,6 +391,7 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                     flush()
         if not stop.is_set():
             flush()
+            drain_inflight()
     except BaseException as exc:  # noqa: BLE001 - a runtime error stops the run; re-raised below
         fatal(exc)
     finally:

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 THROUGHPUT_DEFINITIONS = {
-    "throughput_compute": "network inputs per second of runtime compute: 1000 * inputs per call / mean compute ms "
-                          "per call (ais_bench's definition when every batch is full: compute only, no reading, "
-                          "pre-processing or writing; warm-up excluded; padding copies not counted)",
+    "throughput_compute": "network inputs per second of runtime compute: inputs / seconds with a runtime call in "
+                          "progress (= ais_bench's 1000 * batch size / mean compute ms when calls run one at a time "
+                          "and every batch is full; overlapped asynchronous requests counted once): compute only, "
+                          "no reading, pre-processing or writing; warm-up excluded; padding copies not counted",
     "throughput_end_to_end": "items completed / wall-clock seconds of the whole run after warm-up "
                              "(reading, pre-processing, inference, post-processing and writing, overlapped)",
 }
@@ -21,7 +22,7 @@ THROUGHPUT_DEFINITIONS = {
 def driver_figures(result: Any, loop: int = 1) -> dict[str, Any]:
     """The timing block every command's summary carries, from a core.driver.DriverResult."""
     stats = latency_stats(result.compute_ms)
-    total_ms = float(np.sum(result.compute_ms)) if result.compute_ms else 0.0
+    total_ms = 1000.0 * result.busy_s if result.busy_s else float(np.sum(result.compute_ms or [0.0]))
     units = sum(result.batch_sizes) * loop
     done = len([r for r in result.records if not r.get("skipped")])
     return {

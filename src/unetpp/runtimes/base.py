@@ -189,6 +189,17 @@ class Runtime(ABC):
         self.last_compute_ms, self.last_call_ms = compute, call
         return (parts[0] if len(parts) == 1 else np.concatenate(parts)), pad
 
+    # -- overlapped requests (runtimes that run several at once override these three) -----------------
+    max_in_flight: int = 1  # requests the driver may keep in flight
+
+    def submit(self, batch: np.ndarray) -> Any:
+        """Start a call; the default runs it now (synchronous runtimes)."""
+        return self.infer_padded(batch)
+
+    def collect(self, handle: Any) -> tuple[np.ndarray, int]:
+        """Wait for a call started by submit(): (outputs, padded rows); sets last_compute_ms/last_call_ms."""
+        return handle
+
     def _check_output(self, out: np.ndarray, in_shape: tuple[int, ...]) -> None:
         n, _, h, w = in_shape
         ok = isinstance(out, np.ndarray) and out.ndim == 4 and out.shape[0] == n and out.shape[2:] == (h, w)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ class OpenVinoRuntime(Runtime):
 
     name = "openvino"
     suffixes = MODEL_SUFFIXES
-    OPTIONS = ("threads", "streams", "hint", "precision", "device")
+    OPTIONS = ("threads", "streams", "hint", "precision", "device", "requests")
     flags = {"threads": "threads", "device": "device", "dtype": None}
 
     @classmethod
@@ -36,6 +37,10 @@ class OpenVinoRuntime(Runtime):
 
     def __init__(self, model: str | Path, input_shape: tuple[int, int, int] = (3, 96, 96), **options: Any) -> None:
         super().__init__(model, input_shape, **options)
+        requests = options.get("requests")
+        if requests is not None and (not isinstance(requests, int) or requests < 1):
+            raise InputError(expected_found("openvino requests", "an integer >= 1", repr(requests)))
+        self.max_in_flight = int(requests or 1)
         hint = options.get("hint")
         if hint is not None and str(hint).lower() not in HINTS:
             raise InputError(expected_found("openvino hint", " or ".join(HINTS), repr(hint)))
@@ -84,6 +89,8 @@ class OpenVinoRuntime(Runtime):
         self.metadata = self._read_metadata()
         self._compiled: dict[int, Any] = {}
         self._requests: dict[int, Any] = {}
+        self._idle: dict[int, list[Any]] = {}
+        self._made: dict[int, int] = {}
         if self.static_batch is not None:
             self._compile(self.static_batch)
 
@@ -106,8 +113,41 @@ class OpenVinoRuntime(Runtime):
         compiled = self._core.compile_model(self._ov_model, device, self._config())
         self._compiled[batch] = compiled
         self._requests[batch] = compiled.create_infer_request()
+        if self.max_in_flight == 1 and not self.options.get("requests") and str(self.options.get("hint", "")).lower() \
+                == "throughput":  # the plugin's own choice for its streams (benchmark_app's -nireq default)
+            self.max_in_flight = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+    # -- overlapped requests: the driver keeps up to max_in_flight batches running (OpenVINO streams) ----------
+    def submit(self, batch: np.ndarray) -> Any:
+        n = batch.shape[0]
+        static = self.static_batch
+        if static is not None and n > static:
+            return ("done", self.infer_padded(batch))
+        pad = 0 if static is None else static - n
+        x = batch if not pad else np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
+        key = x.shape[0]
+        if key not in self._compiled:
+            self._compile(key)
+        idle = self._idle.setdefault(key, [])
+        req = idle.pop() if idle else self._compiled[key].create_infer_request()
+        t0 = time.perf_counter()
+        req.start_async({0: np.ascontiguousarray(x, dtype=np.float32)}, share_inputs=False)
+        return ("async", (req, key, n, pad, t0))
+
+    def collect(self, handle: Any) -> tuple[np.ndarray, int]:
+        kind, payload = handle
+        if kind == "done":
+            return payload
+        req, key, n, pad, t0 = payload
+        req.wait()
+        out = np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)[:n]
+        self.last_call_ms = self.last_compute_ms = (time.perf_counter() - t0) * 1000.0
+        self._idle[key].append(req)
+        self._check_output(out, (n, *self.input_shape))
+        return out, pad
 
     def _deactivate(self) -> None:
+        self._idle = {}
         self._requests = {}
         self._compiled = {}
         for attr in ("_ov_model", "_core", "_ov"):
