@@ -111,7 +111,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"- IoU, upstream's definition (sigmoid > 0.5, pooled per batch of 16): {r['iou_upstream']:.4f}",
         f"- Dice (per image, mean): {r['dice']:.4f}",
         f"- {r['backend']} at batch {r['batchsize']}: {r['throughput_compute']:.1f} images/s compute only "
-        f"(1000*bs/mean compute ms, the guide's definition); {r['throughput_end_to_end']:.1f} images/s end to end",
+        f"(inputs / seconds inside runtime calls: ais_bench's definition); {r['throughput_end_to_end']:.1f} images/s "
+        "end to end (read + infer + write, wall clock)",
         f"- total wall time {r['wall_s']} s",
         "",
     ]

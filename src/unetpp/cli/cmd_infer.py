@@ -31,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--warmup-count", type=int, default=1, help="warm-up calls, not counted (default 1)")
     p.add_argument("--backend", choices=known_runtimes(), default=None,
                    help="default: from the model suffix (.onnx -> onnxruntime, .pt/.pth -> torch)")
+    add_backend_option(p)
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads (default: all cores; --engine ray: 1 per worker)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
@@ -53,6 +54,22 @@ def add_engine_args(p: argparse.ArgumentParser, what: str) -> None:
     g.add_argument("--num-workers", type=int, default=None,
                    help="Ray workers (default: the cluster's CPUs // --threads)")
     g.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray worker (default 0)")
+
+
+def add_backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a runtime option beyond the common flags, repeatable (e.g. openvino: hint=throughput, "
+                   "requests=4, streams=2; onnxruntime: graph_optimization=basic); the runtime checks the names")
+
+
+def parse_backend_options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(expected_found("--backend-option", "KEY=VALUE", repr(item)))
+        out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
+    return out
 
 
 def make_executor(args: argparse.Namespace, chunk_size: int | None = None) -> Any:
@@ -78,7 +95,8 @@ def runtime_flags(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     from unetpp.runtimes import runtime_class
 
     threads = args.threads or (1 if args.engine == "ray" else None)
-    return runtime_class(backend).map_flags(threads, getattr(args, "device", None), getattr(args, "dtype", None))
+    flags = runtime_class(backend).map_flags(threads, getattr(args, "device", None), getattr(args, "dtype", None))
+    return {**flags, **parse_backend_options(getattr(args, "backend_option", []))}
 
 
 def run(args: argparse.Namespace) -> int:

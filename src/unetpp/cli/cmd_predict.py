@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from unetpp.cli.cmd_infer import add_engine_args
+from unetpp.cli.cmd_infer import add_backend_option, add_engine_args
 from unetpp.runtimes import known_runtimes
 
 
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--backend", choices=known_runtimes(), default=None,
                    help="default: onnxruntime (a checkpoint is exported to ONNX once, into ~/.cache/unetpp)")
+    add_backend_option(p)
     p.add_argument("--model", help=".pt/.pth checkpoint, .onnx or .xml (default: the shipped checkpoint)")
     p.add_argument("--batch", type=int, default=16, help="tiles per runtime call (default 16)")
     p.add_argument("--threads", type=int, default=None, help="runtime intra-op threads (default: all cores)")
