@@ -102,10 +102,10 @@ def _cover(img_bgr: np.ndarray, logits: np.ndarray, threshold: float, height: in
     from unetpp.report.overlay import draw_overlay
     from unetpp.segment.instances import label_nuclei
 
-    labels = label_nuclei(logits > threshold)
-    over = draw_overlay(img_bgr, labels)
-    pair = np.concatenate([img_bgr, over], axis=1)
-    pair = cv2.resize(pair, (2 * height, height), interpolation=cv2.INTER_NEAREST)
+    labels = label_nuclei(logits > threshold).astype(np.float32)
+    big = cv2.resize(img_bgr, (height, height), interpolation=cv2.INTER_LINEAR)
+    big_labels = cv2.resize(labels, (height, height), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    pair = np.concatenate([big, draw_overlay(big, big_labels, thickness=2)], axis=1)
     ok, buf = cv2.imencode(".png", pair)
     if not ok:
         raise ModelFileError("cannot encode the cover image as PNG")
@@ -162,6 +162,7 @@ def export_bioimageio(
             raise ModelFileError(expected_found("packaged weights vs the native ONNX path (max |diff| of "
                                                 "probabilities)", f"<= {CHECK_ATOL:g}", bad))
         out_names = output_channel_names(cfg.num_classes)
+        ckpt_sha = file_sha256(ckpt.path)
         content = PackageContent(
             name=readme.model_name(cfg, s),
             description=readme.description(cfg, s),
@@ -171,10 +172,10 @@ def export_bioimageio(
                               (s, s), "float32", (0.0, 1.0), ({"id": "sigmoid"},)),
             onnx=onnx_path, opset=opset, torchscript=ts_path, pytorch_version=torch.__version__,
             test_input=test_input, test_output=test_output,
-            readme=readme.readme_text(cfg, pre, order, ckpt.meta, opset),
+            readme=readme.readme_text(cfg, pre, order, ckpt.meta, opset, ckpt_sha),
             cover_png=_cover(img_bgr, logits[0, 0], pre.threshold),
             cite=readme.CITE, tags=readme.tags(cfg),
-            config={"unetpp": readme.config_section(cfg, pre, order, ckpt.meta, file_sha256(ckpt.path))},
+            config={"unetpp": readme.config_section(cfg, pre, order, ckpt.meta, ckpt_sha)},
         )
         write_package(out, content)
     return {"package": str(out), "checkpoint": str(ckpt.path), "channel_order": order, "channel_flip": flip,

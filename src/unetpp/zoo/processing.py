@@ -125,3 +125,26 @@ def make_preprocess(steps: Sequence[Step], n_channels: int) -> Callable[[np.ndar
         return np.ascontiguousarray(x, dtype=np.float32)
 
     return preprocess
+
+
+def linear_parameters(steps: Sequence[Step], n_channels: int) -> dict[str, list[float]] | None:
+    """Fold fixed affine steps into one per-channel x*gain + offset (and the equivalent mean/std); None when a
+    step depends on the data (zero_mean_unit_variance, scale_range, clip, binarize)."""
+    gain, offset = np.ones(n_channels), np.zeros(n_channels)
+    for s in steps:
+        sid, kw = s.get("id"), s.get("kwargs") or {}
+        if sid == "ensure_dtype":
+            continue
+        if sid == "scale_linear":
+            g, o = (np.broadcast_to(np.asarray(kw.get(k, d), float), n_channels) for k, d in
+                    (("gain", 1.0), ("offset", 0.0)))
+        elif sid == "fixed_zero_mean_unit_variance":
+            std = np.broadcast_to(np.asarray(kw["std"], float), n_channels) + 1e-6
+            g, o = 1.0 / std, -np.broadcast_to(np.asarray(kw["mean"], float), n_channels) / std
+        else:
+            return None
+        gain, offset = gain * g, offset * g + o
+    if np.any(gain == 0):
+        return None
+    return {"gain": gain.tolist(), "offset": offset.tolist(), "mean": (-offset / gain).tolist(),
+            "std": (1.0 / gain).tolist()}

@@ -15,6 +15,13 @@ CITE = [
      "doi": "10.1038/s41592-019-0612-7"},
 ]
 GUIDE_LOGIT_THRESHOLD = 0.5
+# Figures measured through ONNX Runtime by `make run` (bench/results/main_job_val134_cpu.md), by checkpoint SHA-256.
+ORT_FIGURES = {
+    "93e34f67977d98d3de38f00fcab94d34421e48e255a4065716b1e44e4f9dfad9": {
+        "iou_guide": 0.8433, "iou_upstream": 0.8461, "dice": 0.9115,
+        "where": "ONNX Runtime 1.32 CPU, batch 16, `make run` of 2026-11-26 (bench/results/main_job_val134_cpu.md)",
+    },
+}
 
 
 def model_name(cfg: ModelConfig, size: int) -> str:
@@ -32,22 +39,27 @@ def tags(cfg: ModelConfig) -> list[str]:
             "dsb2018", "bbbc038", "onnx", "torchscript"] + (["instance-segmentation"] if cfg.num_classes > 1 else [])
 
 
-def _metrics(meta: dict[str, Any]) -> str:
+def _metrics(meta: dict[str, Any], checkpoint_sha256: str) -> str:
     rows = []
+    ort = ORT_FIGURES.get(checkpoint_sha256)
+    if ort:
+        rows += [f"| IoU, guide definition (logits > 0.5, per image, mean over images) | {ort['iou_guide']:.4f} | "
+                 f"{ort['where']} |",
+                 f"| IoU, upstream definition (sigmoid > 0.5, pooled per batch of 16) | {ort['iou_upstream']:.4f} | "
+                 "the same run |",
+                 f"| Dice (per image, mean) | {ort['dice']:.4f} | the same run |"]
     if "val_iou_guide" in meta:
-        rows.append(f"| IoU, guide definition (logits > 0.5, per image, mean over images) | "
-                    f"{meta['val_iou_guide']:.4f} |")
-    if "val_iou_upstream" in meta:
-        rows.append(f"| IoU, upstream definition (sigmoid > 0.5, pooled per batch of 16) | "
-                    f"{meta['val_iou_upstream']:.4f} |")
+        rows.append(f"| IoU, guide definition | {meta['val_iou_guide']:.4f} | PyTorch at training time "
+                    f"(epoch {meta.get('epoch', '?')}, the checkpoint's record) |")
     if not rows:
         return "No validation figure was recorded with this checkpoint.\n"
-    n_val = meta.get("n_val", "the")
-    return (f"Measured on the {n_val} validation images of the fixed split (`val_ids.txt`), 96x96, by unetpp:\n\n"
-            "| metric | value |\n|---|---|\n" + "\n".join(rows) + "\n")
+    n_val = meta.get("n_val", 134)
+    return (f"On the {n_val} validation images of the fixed split (`val_ids.txt`) at 96x96, by unetpp:\n\n"
+            "| metric | value | measured |\n|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
-def readme_text(cfg: ModelConfig, pre: PreprocessConfig, order: str, meta: dict[str, Any], opset: int) -> str:
+def readme_text(cfg: ModelConfig, pre: PreprocessConfig, order: str, meta: dict[str, Any], opset: int,
+                checkpoint_sha256: str) -> str:
     """The package's README.md."""
     s = pre.size
     names = ", ".join(("foreground", "border")[: cfg.num_classes]) if cfg.num_classes <= 2 else "classes"
@@ -81,7 +93,7 @@ components of the thresholded mask (unetpp also splits touching nuclei).
 to {s}x{s}; fixed split of 536 training and 134 validation images.
 
 ## Validation
-{_metrics(meta)}
+{_metrics(meta, checkpoint_sha256)}
 ## Weights
 TorchScript (root entry) and ONNX (opset {opset}, parent: torchscript), both exported by unetpp from the same
 PyTorch model. The test output was computed by unetpp's native path (ONNX export of the original graph, OpenCV-style
@@ -105,6 +117,8 @@ def config_section(cfg: ModelConfig, pre: PreprocessConfig, order: str, meta: di
         "guide_threshold": {"on": "logits", "value": GUIDE_LOGIT_THRESHOLD},
         "checkpoint_sha256": checkpoint_sha256,
     }
+    if checkpoint_sha256 in ORT_FIGURES:
+        out["onnxruntime_figures"] = ORT_FIGURES[checkpoint_sha256]
     for k in ("val_iou_guide", "val_iou_upstream", "epoch", "n_train", "n_val"):
         if k in meta:
             out[k] = meta[k]
