@@ -69,3 +69,33 @@ def toy_builder():
 @pytest.fixture(scope="session")
 def toy_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_toy_package(tmp_path_factory.mktemp("toy"))
+
+
+def build_identity_package(folder: Path, name: str, steps: tuple[dict, ...], x: np.ndarray) -> Path:
+    """An ONNX-only package of an identity 1x1 conv (3 -> 3 channels) whose test output is our own pre-processing
+    of `x` (uint8, (1, 3, H, W)): the zoo's test of it passes exactly when our steps equal bioimageio.core's."""
+    from unetpp.zoo.processing import make_preprocess
+
+    h, w = x.shape[2:]
+    net = torch.nn.Conv2d(3, 3, 1, bias=False).eval()
+    with torch.no_grad():
+        net.weight.copy_(torch.eye(3).reshape(3, 3, 1, 1))
+    onnx_path = folder / f"{name}.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, h, w),), str(onnx_path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, opset_version=11, dynamo=False)
+    ours = make_preprocess(steps, 3, "raw")(x[0].transpose(1, 2, 0))[None]
+    content = PackageContent(
+        name="identity model", description="identity, for pre-processing tests",
+        input=TensorSpec("raw", "RGB image", ("red", "green", "blue"), (h, w), "uint8", (0, 255), steps),
+        output=TensorSpec("out", "the pre-processed input", ("c0", "c1", "c2"), (h, w), "float32"),
+        onnx=onnx_path, opset=11, test_input=x, test_output=ours, readme="# identity\n",
+        cite=[{"text": "toy", "url": "https://example.com/"}], root_weights="onnx",
+    )
+    return write_package(folder / f"{name}.zip", content)
+
+
+@pytest.fixture(scope="session")
+def identity_builder():
+    return build_identity_package

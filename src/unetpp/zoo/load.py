@@ -85,7 +85,7 @@ class ZooModel:
 
     @property
     def preprocess(self) -> Callable[[np.ndarray], np.ndarray]:
-        return make_preprocess(self.preprocessing, len(self.input_channels))
+        return make_preprocess(self.preprocessing, len(self.input_channels), self.input_id)
 
 
 def _fail(what: str, expected: object, found: object, fix: str = "") -> InputError:

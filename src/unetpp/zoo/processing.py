@@ -1,8 +1,9 @@
 """The bioimage.io (format 0.5) processing steps we implement, applied to one sample laid out (C, H, W).
 
 A step is the RDF's mapping `{"id": ..., "kwargs": {...}}`. Reductions follow the spec: `axes` names the axes
-reduced jointly (`batch` is ignored: we process one sample), none means all axes. Arithmetic is float32 as
-bioimageio.core does it, except where a step casts.
+reduced jointly (`batch` is ignored: we process one sample), none means all axes. As bioimageio.core 0.11 does (checked
+against it), data-dependent statistics (means, standard deviations, percentiles) are computed from the unprocessed
+input tensor, not from the output of the steps before. Arithmetic is float32, except where a step casts.
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ def _percentile(x: np.ndarray, q: float, axes: tuple[int, ...] | None) -> np.nda
     return np.percentile(x, q, axis=axes, keepdims=axes is not None).astype(np.float32)
 
 
-def apply_step(x: np.ndarray, step: Step) -> np.ndarray:
-    """One pre-processing step on a (C, H, W) array."""
+def apply_step(x: np.ndarray, step: Step, raw: np.ndarray | None = None, tensor_id: str | None = None) -> np.ndarray:
+    """One pre-processing step on a (C, H, W) array; `raw` (default `x`) is the unprocessed input the statistics
+    come from."""
     sid, kw = step.get("id"), dict(step.get("kwargs") or {})
+    ref = (x if raw is None else raw).astype(np.float32, copy=False)
     c = x.shape[0]
     if sid == "ensure_dtype":
         dtype = kw.get("dtype", "float32")
@@ -74,24 +77,25 @@ def apply_step(x: np.ndarray, step: Step) -> np.ndarray:
     if sid == "zero_mean_unit_variance":
         axes = _reduce_axes(kw, sid)
         eps = np.float32(kw.get("eps", 1e-6))
-        mean = x.mean(axis=axes, keepdims=axes is not None)
-        std = x.std(axis=axes, keepdims=axes is not None)
+        mean = ref.mean(axis=axes, keepdims=axes is not None)
+        std = ref.std(axis=axes, keepdims=axes is not None)
         return ((x - mean) / (std + eps)).astype(np.float32)
     if sid == "scale_range":
-        ref = kw.get("reference_tensor")
-        if ref is not None and ref != step.get("_tensor_id"):
-            raise InputError(expected_found("scale_range reference_tensor", "none (the tensor itself)", repr(ref)))
+        other = kw.get("reference_tensor")
+        if other is not None and other != tensor_id:
+            raise InputError(expected_found("scale_range reference_tensor", f"none or this tensor ({tensor_id})",
+                                            repr(other)))
         axes = _reduce_axes(kw, sid)
-        lo = _percentile(x, float(kw.get("min_percentile", 0.0)), axes)
-        hi = _percentile(x, float(kw.get("max_percentile", 100.0)), axes)
+        lo = _percentile(ref, float(kw.get("min_percentile", 0.0)), axes)
+        hi = _percentile(ref, float(kw.get("max_percentile", 100.0)), axes)
         return ((x - lo) / (hi - lo + np.float32(kw.get("eps", 1e-6)))).astype(np.float32)
     if sid == "clip":
         lo = kw.get("min")
         hi = kw.get("max")
         if kw.get("min_percentile") is not None:
-            lo = _percentile(x, float(kw["min_percentile"]), None)
+            lo = _percentile(ref, float(kw["min_percentile"]), None)
         if kw.get("max_percentile") is not None:
-            hi = _percentile(x, float(kw["max_percentile"]), None)
+            hi = _percentile(ref, float(kw["max_percentile"]), None)
         return np.clip(x, lo, hi).astype(np.float32)
     if sid == "binarize":
         return (x > _along(kw["threshold"], kw, sid, c)).astype(np.float32)
@@ -107,7 +111,8 @@ def check_steps(steps: Sequence[Step], what: str = "pre-processing") -> None:
                                             "This package needs a step unetpp does not implement."))
 
 
-def make_preprocess(steps: Sequence[Step], n_channels: int) -> Callable[[np.ndarray], np.ndarray]:
+def make_preprocess(steps: Sequence[Step], n_channels: int,
+                    tensor_id: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """A callable mapping an (H, W, C) image (uint8 or any numeric, in the package's channel order) to the
     model's float32 (C, H, W) input, applying `steps` in order."""
     check_steps(steps)
@@ -119,9 +124,9 @@ def make_preprocess(steps: Sequence[Step], n_channels: int) -> Callable[[np.ndar
             img = img[..., None]
         if img.ndim != 3 or img.shape[2] != n_channels:
             raise InputError(expected_found("image", f"an (H, W, {n_channels}) array", f"shape {img.shape}"))
-        x = np.ascontiguousarray(img.transpose(2, 0, 1))
+        x = raw = np.ascontiguousarray(img.transpose(2, 0, 1))
         for s in steps:
-            x = apply_step(x, s)
+            x = apply_step(x, s, raw, tensor_id)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     return preprocess
