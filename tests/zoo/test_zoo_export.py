@@ -19,7 +19,7 @@ from unetpp.zoo.processing import make_preprocess
 
 def _rdf(pkg: Path) -> dict:
     with zipfile.ZipFile(pkg) as zf:
-        return yaml.safe_load(zf.read("bioimageio.yaml"))
+        return yaml.safe_load(zf.read("rdf.yaml"))
 
 
 def test_default_format_is_onnx() -> None:
@@ -30,7 +30,7 @@ def test_default_format_is_onnx() -> None:
 def test_package_layout(shipped_package: Path) -> None:
     with zipfile.ZipFile(shipped_package) as zf:
         names = set(zf.namelist())
-    assert names == {"bioimageio.yaml", "weights.onnx", "weights_torchscript.pt", "test_input.npy",
+    assert names == {"rdf.yaml", "weights.onnx", "weights_torchscript.pt", "test_input.npy",
                      "test_output.npy", "README.md", "cover.png"}
     assert not [p for p in shipped_package.parent.iterdir() if p.name.startswith(".")]  # no temp file left
     rdf = _rdf(shipped_package)

@@ -27,7 +27,7 @@ def _unpacked(pkg: Path, dst: Path, edit: Callable[[dict], None] | None = None) 
     dst.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(pkg) as zf:
         zf.extractall(dst)
-    rdf_path = dst / "bioimageio.yaml"
+    rdf_path = dst / "rdf.yaml"
     if edit is not None:
         rdf = yaml.safe_load(rdf_path.read_text())
         edit(rdf)
@@ -150,7 +150,7 @@ def test_not_a_package(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"found nothing at"):
         open_package(tmp_path / "missing.zip")
     shutil.make_archive(str(tmp_path / "empty"), "zip", tmp_path, "a.txt")
-    with pytest.raises(InputError, match=r"bioimageio.yaml or rdf.yaml at the top of the zip"):
+    with pytest.raises(InputError, match=r"rdf.yaml or bioimageio.yaml at the top of the zip"):
         open_package(tmp_path / "empty.zip")
 
 

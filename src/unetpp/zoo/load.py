@@ -1,6 +1,6 @@
 """Read a bioimage.io model package (format 0.5) whose model maps one 2-D image to a per-pixel probability.
 
-`open_package(path)` takes a package `.zip` or its RDF (`bioimageio.yaml`, `rdf.yaml`, `*.bioimageio.yaml`),
+`open_package(path)` takes a package `.zip` or its RDF (`rdf.yaml`, `bioimageio.yaml`, `*.bioimageio.yaml`),
 checks that the model is one (batch, channel, y, x) input -> one (batch, channel, y, x) output with 1 or 2 output
 channels ("foreground", optionally "border") and ONNX weights inside the package, extracts those weights, verifies
 the SHA-256 the RDF declares and returns a `ZooModel`. Every refusal is an `InputError` saying what was expected and
@@ -40,7 +40,7 @@ from unetpp.errors import InputError, expected_found
 from unetpp.io import file_sha256
 from unetpp.zoo.processing import check_steps, linear_parameters, make_preprocess
 
-RDF_NAMES = ("bioimageio.yaml", "rdf.yaml")
+RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 AXES = ("batch", "channel", "y", "x")
 DEFAULT_AXIS_ID = {"batch": "batch", "channel": "channel", "space": "x", "time": "time", "index": "index"}
 POST_STEPS = ("ensure_dtype", "sigmoid")

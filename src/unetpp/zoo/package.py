@@ -1,7 +1,7 @@
 """Write a bioimage.io model package (format 0.5) for a 2-D image -> per-pixel map model, as one zip, atomically.
 
 `write_package(out, content)` is the lower-level writer: it takes ready ONNX (and optionally TorchScript) weights,
-test tensors, a README and metadata (`PackageContent`) and lays out `bioimageio.yaml` plus the files it names, with
+test tensors, a README and metadata (`PackageContent`) and lays out `rdf.yaml` plus the files it names, with
 their SHA-256. It knows nothing about NestedUNet (see `unetpp.zoo.export` for that).
 """
 
@@ -21,7 +21,7 @@ from unetpp.errors import InputError, expected_found
 from unetpp.io import atomic_path, file_sha256
 
 FORMAT_VERSION = "0.5.4"
-RDF_NAME = "bioimageio.yaml"
+RDF_NAME = "rdf.yaml"  # the name bioimageio.spec writes; older tools (QuPath) look for it
 ONNX_NAME = "weights.onnx"
 TORCHSCRIPT_NAME = "weights_torchscript.pt"
 TEST_INPUT_NAME = "test_input.npy"
@@ -122,7 +122,7 @@ def _tensor_rdf(spec: TensorSpec, test_sha: str, test_name: str, step_key: str) 
 
 
 def build_rdf(content: PackageContent, shas: dict[str, str]) -> dict[str, Any]:
-    """The `bioimageio.yaml` mapping; `shas` maps each packaged file name to its SHA-256."""
+    """The `rdf.yaml` mapping; `shas` maps each packaged file name to its SHA-256."""
     weights: dict[str, Any] = {}
     onnx: dict[str, Any] = {"source": ONNX_NAME, "sha256": shas[ONNX_NAME], "opset_version": int(content.opset)}
     if content.torchscript is not None:
@@ -156,7 +156,7 @@ def build_rdf(content: PackageContent, shas: dict[str, str]) -> dict[str, Any]:
 
 
 def package_files(content: PackageContent) -> dict[str, bytes]:
-    """Every file of the package by name, `bioimageio.yaml` included."""
+    """Every file of the package by name, `rdf.yaml` included."""
     _check(content)
     files: dict[str, bytes] = {
         ONNX_NAME: Path(content.onnx).read_bytes(),

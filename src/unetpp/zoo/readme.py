@@ -101,7 +101,7 @@ normalisation, ONNX Runtime) and both packaged formats reproduce it.
 
 ## Licence and citation
 MIT. Please cite UNet++ (Zhou et al. 2018) and the Data Science Bowl data set (Caicedo et al. 2019, Nature
-Methods); see `cite` in bioimageio.yaml.
+Methods); see `cite` in rdf.yaml.
 """
 
 
