@@ -75,3 +75,31 @@ def test_bad_channel_order_and_batch(tmp_path: Path) -> None:
         export_bioimageio(None, tmp_path / "m.zip", channel_order="gbr")
     assert main(["export", "--format", "bioimageio", "--batch", "4", "-o", str(tmp_path / "m.zip")]) == 2
     assert not (tmp_path / "m.zip").exists()
+
+
+def test_two_class_checkpoint_names_foreground_and_border() -> None:
+    from unetpp.config import ModelConfig
+    from unetpp.zoo import readme
+    from unetpp.zoo.export import output_channel_names
+
+    assert output_channel_names(1) == ("foreground",)
+    assert output_channel_names(2) == ("foreground", "border")
+    cfg = ModelConfig(num_classes=2)
+    text = readme.readme_text(cfg, PreprocessConfig(), "rgb", {}, 11, "0" * 64)
+    assert "2 output channel(s) (foreground, border)" in text and "No validation figure" in text
+
+
+def test_writer_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    from unetpp.zoo.package import PackageContent, TensorSpec, write_package
+
+    spec = TensorSpec("raw", "x", ("grey",), (4, 4))
+    arr = np.zeros((1, 1, 4, 4), np.float32)
+    content = PackageContent(name="broken model", description="d", input=spec, output=spec,
+                             onnx=tmp_path / "missing.onnx", opset=11, test_input=arr, test_output=arr, readme="r")
+    with pytest.raises(InputError, match=r"ONNX weights: expected an existing file, found nothing at"):
+        write_package(tmp_path / "p.zip", content)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match=r"test input: expected shape \(1, 1, 4, 4\), found shape \(4, 4\)"):
+        write_package(tmp_path / "p.zip", PackageContent(**{**content.__dict__, "test_input": arr[0, 0]}))
+    with pytest.raises(InputError, match=r"package file name: expected a name ending in .zip"):
+        write_package(tmp_path / "p.tar", content)
