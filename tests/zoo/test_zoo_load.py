@@ -157,3 +157,15 @@ def test_not_a_package(tmp_path: Path) -> None:
 def test_onnx_only_package(toy_builder: Callable[..., Path], tmp_path: Path) -> None:
     zm = open_package(toy_builder(tmp_path, "onnx_only.zip", torchscript=False), extract_to=tmp_path / "x")
     assert "parent" not in zm.rdf["weights"]["onnx"] and set(zm.rdf["weights"]) == {"onnx"}
+
+
+def test_reading_a_package_does_not_import_torch(toy_package: Path, tmp_path: Path) -> None:
+    """`predict --model PACKAGE.zip` on ONNX Runtime must not pay torch's import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from unetpp.zoo.load import open_package, zoo_runtime_inputs; "
+            f"rt = zoo_runtime_inputs(open_package({str(toy_package)!r}, extract_to={str(tmp_path)!r})); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
