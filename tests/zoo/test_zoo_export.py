@@ -31,7 +31,7 @@ def test_package_layout(shipped_package: Path) -> None:
     with zipfile.ZipFile(shipped_package) as zf:
         names = set(zf.namelist())
     assert names == {"rdf.yaml", "weights.onnx", "weights_torchscript.pt", "test_input.npy",
-                     "test_output.npy", "README.md", "cover.png"}
+                     "test_output.npy", "README.md", "cover.png", "sample_input.png", "sample_output.tif"}
     assert not [p for p in shipped_package.parent.iterdir() if p.name.startswith(".")]  # no temp file left
     rdf = _rdf(shipped_package)
     assert rdf["format_version"].startswith("0.5.") and rdf["license"] == "MIT"

@@ -112,6 +112,23 @@ def _cover(img_bgr: np.ndarray, logits: np.ndarray, threshold: float, height: in
     return buf.tobytes()
 
 
+def _encode(ext: str, img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(ext, img)
+    if not ok:
+        raise ModelFileError(f"cannot encode a sample image as {ext}")
+    return buf.tobytes()
+
+
+def _samples(img_pkg: np.ndarray, order: str, prob: np.ndarray) -> dict[str, tuple[str, bytes]]:
+    """The test image as a PNG (cv2 writes BGR, so the PNG holds the colours as they are) and the probability as a
+    float32 TIFF, (H, W) or (H, W, C)."""
+    img_bgr = img_pkg[..., ::-1] if order == "rgb" else img_pkg
+    prob_hwc = prob.transpose(1, 2, 0)
+    return {"input": ("sample_input.png", _encode(".png", np.ascontiguousarray(img_bgr))),
+            "output": ("sample_output.tif", _encode(".tiff", np.ascontiguousarray(
+                prob_hwc[..., 0] if prob_hwc.shape[2] == 1 else prob_hwc, dtype=np.float32)))}
+
+
 def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
 
@@ -174,6 +191,7 @@ def export_bioimageio(
             test_input=test_input, test_output=test_output,
             readme=readme.readme_text(cfg, pre, order, ckpt.meta, opset, ckpt_sha),
             cover_png=_cover(img_bgr, logits[0, 0], pre.threshold),
+            samples=_samples(img_pkg, order, test_output[0]),
             cite=readme.CITE, tags=readme.tags(cfg),
             config={"unetpp": readme.config_section(cfg, pre, order, ckpt.meta, ckpt_sha)},
         )

@@ -67,6 +67,8 @@ class PackageContent:
     torchscript: Path | None = None
     pytorch_version: str | None = None
     cover_png: bytes | None = None
+    # optional human-viewable samples (any format imageio reads, not .npy): {"input"|"output": (file name, bytes)}
+    samples: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     authors: list[dict[str, str]] = field(default_factory=lambda: [{"name": "unetpp developers"}])
     cite: list[dict[str, str]] = field(default_factory=list)
     license: str = "MIT"
@@ -105,7 +107,8 @@ def _check(content: PackageContent) -> None:
         raise InputError(expected_found("root weights entry", "onnx, or torchscript when given", content.root_weights))
 
 
-def _tensor_rdf(spec: TensorSpec, test_sha: str, test_name: str, step_key: str) -> dict[str, Any]:
+def _tensor_rdf(spec: TensorSpec, test_sha: str, test_name: str, step_key: str,
+                sample: tuple[str, str] | None) -> dict[str, Any]:
     data: dict[str, Any] = {"type": spec.dtype}
     if spec.value_range is not None:
         data["range"] = list(spec.value_range)
@@ -116,9 +119,16 @@ def _tensor_rdf(spec: TensorSpec, test_sha: str, test_name: str, step_key: str) 
         "test_tensor": {"source": test_name, "sha256": test_sha},
         "data": data,
     }
+    if sample is not None:
+        out["sample_tensor"] = {"source": sample[0], "sha256": sample[1]}
     if spec.processing:
         out[step_key] = [dict(s) for s in spec.processing]
     return out
+
+
+def _sample(content: PackageContent, which: str, shas: dict[str, str]) -> tuple[str, str] | None:
+    name = content.samples.get(which, (None, b""))[0]
+    return None if name is None else (name, shas[name])
 
 
 def build_rdf(content: PackageContent, shas: dict[str, str]) -> dict[str, Any]:
@@ -144,8 +154,10 @@ def build_rdf(content: PackageContent, shas: dict[str, str]) -> dict[str, Any]:
         "tags": content.tags,
         "documentation": {"source": README_NAME, "sha256": shas[README_NAME]},
         "timestamp": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "inputs": [_tensor_rdf(content.input, shas[TEST_INPUT_NAME], TEST_INPUT_NAME, "preprocessing")],
-        "outputs": [_tensor_rdf(content.output, shas[TEST_OUTPUT_NAME], TEST_OUTPUT_NAME, "postprocessing")],
+        "inputs": [_tensor_rdf(content.input, shas[TEST_INPUT_NAME], TEST_INPUT_NAME, "preprocessing",
+                               _sample(content, "input", shas))],
+        "outputs": [_tensor_rdf(content.output, shas[TEST_OUTPUT_NAME], TEST_OUTPUT_NAME, "postprocessing",
+                                _sample(content, "output", shas))],
         "weights": weights,
     }
     if content.cover_png is not None:
@@ -168,6 +180,11 @@ def package_files(content: PackageContent) -> dict[str, bytes]:
         files[TORCHSCRIPT_NAME] = Path(content.torchscript).read_bytes()
     if content.cover_png is not None:
         files[COVER_NAME] = content.cover_png
+    for which, (name, data) in content.samples.items():
+        if which not in ("input", "output") or name in files or name.endswith(".npy"):
+            raise InputError(expected_found(f"sample {which!r}", "input or output, a new non-.npy file name",
+                                            f"{which!r}: {name!r}"))
+        files[name] = data
     rdf = build_rdf(content, {name: _sha(data) for name, data in files.items()})
     files[RDF_NAME] = ("# bioimage.io model description, written by unetpp\n"
                        + yaml.safe_dump(rdf, sort_keys=False, allow_unicode=True)).encode()
