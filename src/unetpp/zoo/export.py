@@ -145,6 +145,8 @@ def export_bioimageio(
     from unetpp.eval.metrics import sigmoid
     from unetpp.model.export import export_onnx
 
+    if Path(out).suffix.lower() != ".zip":  # write_package checks it too; here before the export work
+        raise InputError(expected_found("package file name", "a name ending in .zip", Path(out).name))
     order = channel_order.lower()
     if order not in CHANNEL_ORDERS:
         raise InputError(expected_found("--channel-order", " or ".join(CHANNEL_ORDERS), repr(channel_order)))
@@ -171,7 +173,8 @@ def export_bioimageio(
         onnx_path, ts_path = _export_weights(net, s, 3, opset, work)
         x_pkg = make_preprocess(pre_steps, 3)(img_pkg)[None]
         diffs = {"onnx": _max_diff(sigmoid(_ort_run(onnx_path, x_pkg)), test_output)}
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's notice in torch 2.13
             ts_out = torch.jit.load(str(ts_path))(torch.from_numpy(x_pkg)).numpy()
         diffs["torchscript"] = _max_diff(sigmoid(ts_out), test_output)
         bad = {k: v for k, v in diffs.items() if not v <= CHECK_ATOL}
