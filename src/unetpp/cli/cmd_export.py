@@ -18,7 +18,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("checkpoint", nargs="?", type=Path, default=None,
                    help="unetpp .pt or upstream model.pth (with config.yml beside it); default: the shipped one")
-    p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="the .onnx file to write (with --format bioimageio: the package .zip)")
+    p.add_argument("--format", choices=("onnx", "bioimageio"), default="onnx",
+                   help="onnx (default): the guide's ONNX file; bioimageio: a BioImage Model Zoo package (format 0.5: "
+                   "ONNX + TorchScript weights, test tensors, cover, README), see docs/bioimageio.md")
+    p.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
+                   help="bioimageio only: the package's input channel order (default rgb; the flip to the "
+                   "checkpoint's BGR is put inside the network)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--batch", type=int, default=None, help="fix the batch size (default: dynamic)")
     p.add_argument("--up-mode", choices=UP_MODES, default=None,
@@ -27,6 +34,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "bioimageio":
+        from unetpp.zoo.export import export_bioimageio
+        from unetpp.zoo.export import format_report as format_zoo_report
+
+        if args.batch is not None:
+            from unetpp.errors import InputError, expected_found
+
+            raise InputError(expected_found("--batch with --format bioimageio", "no value (a package keeps the "
+                                            "batch axis dynamic)", args.batch))
+        report = export_bioimageio(args.checkpoint, args.output, opset=args.opset, channel_order=args.channel_order,
+                                   up_mode=args.up_mode)
+        print(format_zoo_report(report))
+        return 0
     report = export_onnx(args.checkpoint, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode)
     print(format_report(report))
     return 0
