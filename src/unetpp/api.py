@@ -24,7 +24,7 @@ from unetpp.core.driver import DriverSettings, run_pipeline
 from unetpp.errors import InputError, expected_found
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.imageio import to_bgr, to_uint8
-from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy
+from unetpp.predict.work import PredictItem, PredictWork, work_for
 from unetpp.runtimes import Runtime, open_runtime
 
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -67,8 +67,7 @@ class Model:
                 "preprocess": self.runtime.preprocess.to_dict(), "input_shape": list(self.runtime.input_shape)}
 
     def _work(self, options: PredictOptions, out_dir: Path | None = None) -> PredictWork:
-        return PredictWork(options, self.runtime.preprocess, out_dir, first_pass_runtime=first_pass_copy(
-            self.runtime, options), outputs_meaning=self.runtime.outputs)
+        return work_for(self.runtime, options, out_dir)
 
     def predict_many(self, images: Sequence[np.ndarray], channel_order: str = "rgb",
                      **options: Any) -> list[tuple[np.ndarray, dict[str, Any]]]:

@@ -74,7 +74,7 @@ def toy_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build_identity_package(folder: Path, name: str, steps: tuple[dict, ...], x: np.ndarray) -> Path:
     """An ONNX-only package of an identity 1x1 conv (3 -> 3 channels) whose test output is our own pre-processing
     of `x` (uint8, (1, 3, H, W)): the zoo's test of it passes exactly when our steps equal bioimageio.core's."""
-    from unetpp.zoo.processing import make_preprocess
+    from unetpp.model.zoo_processing import make_preprocess
 
     h, w = x.shape[2:]
     net = torch.nn.Conv2d(3, 3, 1, bias=False).eval()

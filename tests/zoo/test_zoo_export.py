@@ -14,7 +14,7 @@ from unetpp.config import PreprocessConfig
 from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError
 from unetpp.zoo.export import export_bioimageio, scale_linear_kwargs
-from unetpp.zoo.processing import make_preprocess
+from unetpp.model.zoo_processing import make_preprocess
 
 
 def _rdf(pkg: Path) -> dict:

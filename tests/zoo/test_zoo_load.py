@@ -14,7 +14,7 @@ import yaml
 
 from unetpp.errors import InputError
 from unetpp.eval.metrics import sigmoid
-from unetpp.zoo.load import open_package, zoo_runtime_inputs
+from unetpp.model.zoo_package import open_package, zoo_runtime_inputs
 
 
 def _run(onnx_path: str | Path, x: np.ndarray) -> np.ndarray:
@@ -164,7 +164,7 @@ def test_reading_a_package_does_not_import_torch(toy_package: Path, tmp_path: Pa
     import subprocess
     import sys
 
-    code = ("import sys; from unetpp.zoo.load import open_package, zoo_runtime_inputs; "
+    code = ("import sys; from unetpp.model.zoo_package import open_package, zoo_runtime_inputs; "
             f"rt = zoo_runtime_inputs(open_package({str(toy_package)!r}, extract_to={str(tmp_path)!r})); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

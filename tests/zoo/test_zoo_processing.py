@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from unetpp.errors import InputError
-from unetpp.zoo.processing import apply_step, linear_parameters, make_preprocess
+from unetpp.model.zoo_processing import apply_step, linear_parameters, make_preprocess
 
 F32 = {"id": "ensure_dtype", "kwargs": {"dtype": "float32"}}
 CHAINS = {

@@ -98,7 +98,7 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     from unetpp.core.driver import DriverSettings
     from unetpp.core.executors import LocalExecutor, run_batches
     from unetpp.core.summary import driver_figures
-    from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy
+    from unetpp.predict.work import PredictItem, work_for
 
     options = options or PredictOptions()
     out_dir = ensure_dir(out_dir)
@@ -125,8 +125,7 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
                 continue
             seen[stem] = path
             todo.append(PredictItem(stem, path=path))
-        work = PredictWork(options, runtime.preprocess, out_dir, previous, first_pass_copy(runtime, options),
-                           runtime.outputs)
+        work = work_for(runtime, options, out_dir, previous)
         bar = tqdm(total=len(todo), desc="predict", unit="img",
                    disable=not progress or len(todo) < 4 or executor.name != "local")
         t0 = time.perf_counter()

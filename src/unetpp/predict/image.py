@@ -160,10 +160,9 @@ def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndar
 
 def _run_one(item: Any, runtime: Runtime, options: PredictOptions, out_dir: Path | None) -> dict[str, Any]:
     from unetpp.core.driver import DriverSettings, run_pipeline
-    from unetpp.predict.work import PredictWork, first_pass_copy
+    from unetpp.predict.work import work_for
 
-    work = PredictWork(options, runtime.activate().preprocess, out_dir, first_pass_runtime=first_pass_copy(
-        runtime, options), outputs_meaning=runtime.outputs)
+    work = work_for(runtime.activate(), options, out_dir)
     result = run_pipeline([item], work, runtime, DriverSettings(batch_size=options.batch, warmup=0, resume=False))
     if result.failures:
         raise InputError(result.failures[0]["error"])

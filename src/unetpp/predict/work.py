@@ -9,6 +9,7 @@ and the record carries the arrays.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import threading
 import time
@@ -54,8 +55,12 @@ class PredictWork(BatchWork):
 
     def __init__(self, options: PredictOptions, cfg: PreprocessConfig, out_dir: Path | None = None,
                  previous: dict[str, dict[str, Any]] | None = None, first_pass_runtime: Any = None,
-                 outputs_meaning: list[str] | None = None) -> None:
+                 outputs_meaning: list[str] | None = None, normalizer: Any = None, logits: bool = True,
+                 input_shape: tuple[int, int, int] | None = None) -> None:
         self.options, self.cfg, self.out_dir = options, cfg, out_dir
+        self.normalizer = normalizer or functools.partial(normalize, cfg=cfg)
+        self.logits = logits
+        self.input_shape = tuple(input_shape or (3, cfg.size, cfg.size))
         self.previous = previous or {}
         self._first_pass = first_pass_runtime  # an inactive runtime copy for the `nuclei` scale rule's first pass
         self._first_pass_lock = threading.Lock()
@@ -94,10 +99,10 @@ class PredictWork(BatchWork):
         if item.image is None:
             img, info = read_image(item.path, opts.bit16)
         state: dict[str, Any] = {"img": img, "info": info, "t0": t0, "opts": opts}
-        size = self.cfg.size
+        size = self.input_shape[-1]
         if opts.mode == "resize":
             state["meta"] = {"scale": None, "n_tiles": 1}
-            return state, iter([normalize(cv2.resize(img, (size, size)), self.cfg)[None]])
+            return state, iter([self.normalizer(cv2.resize(img, (size, size)))[None]])
         factor, meta = self._factor(img, opts)
         h, w = img.shape[:2]
         sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
@@ -113,10 +118,10 @@ class PredictWork(BatchWork):
         t = blender.tile
         for start in range(0, blender.n_tiles, step):
             k = min(step, blender.n_tiles - start)
-            chunk = np.empty((k, 3, t, t), np.float32)
+            chunk = np.empty((k, self.input_shape[0], t, t), np.float32)
             for i in range(k):
                 y, x = blender.corner(start + i)
-                chunk[i] = normalize(padded[y:y + t, x:x + t], self.cfg)
+                chunk[i] = self.normalizer(padded[y:y + t, x:x + t])
             yield chunk
 
     def _factor(self, img: np.ndarray, opts: PredictOptions) -> tuple[float, dict[str, Any]]:
@@ -132,11 +137,11 @@ class PredictWork(BatchWork):
                     raise UnetppError("the `nuclei` scale rule needs a runtime for its first pass")
                 median = median_nucleus_area(predict_resize(img, rt), opts)
             meta["first_pass_median_area"] = median
-            return scale_rules.nuclei_scale(median, h, w, self.cfg.size, scale_rules.nuclei_target(rule)), meta
-        return scale_rules.geometric_scale(rule, h, w, self.cfg.size), meta
+            return scale_rules.nuclei_scale(median, h, w, self.input_shape[-1], scale_rules.nuclei_target(rule)), meta
+        return scale_rules.geometric_scale(rule, h, w, self.input_shape[-1]), meta
 
     def accept(self, state: dict[str, Any], start: int, outputs: np.ndarray) -> None:
-        probs = sigmoid(outputs)
+        probs = sigmoid(outputs) if self.logits else np.asarray(outputs, np.float32)
         if "blender" in state:
             state["blender"].add(start, probs[:, 0] if probs.shape[1] == 1 else probs)
         else:
@@ -183,3 +188,11 @@ def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
     if isinstance(options.scale, str) and options.scale.startswith("nuclei") and options.mode == "tile":
         return pickle.loads(pickle.dumps(runtime))
     return None
+
+
+def work_for(runtime: Any, options: PredictOptions, out_dir: Path | None = None,
+             previous: dict[str, dict[str, Any]] | None = None) -> PredictWork:
+    """The work for an active runtime: its preprocessing, input size, output channels and kind, as it states them."""
+    return PredictWork(options, runtime.preprocess, out_dir, previous, first_pass_copy(runtime, options),
+                       runtime.outputs, runtime.image_normalizer(), runtime.outputs_are_logits,
+                       tuple(runtime.input_shape))

@@ -10,6 +10,7 @@ from unetpp.runtimes.registry import backend_for, get_runtime, known_runtimes, r
 register("onnxruntime", "unetpp.runtimes.ort", "OrtRuntime", "onnxruntime")
 register("openvino", "unetpp.runtimes.openvino", "OpenVinoRuntime", "openvino")
 register("torch", "unetpp.runtimes.torch_eager", "TorchRuntime", "torch")
+register("bioimageio", "unetpp.runtimes.bioimageio", "BioimageioRuntime", "onnxruntime")
 
 __all__ = ["Runtime", "backend_for", "get_runtime", "known_runtimes", "open_runtime", "register", "resolve_model",
            "runtime_class", "unregister"]

@@ -133,6 +133,18 @@ class Runtime(ABC):
         return PreprocessConfig(size=int(self.input_shape[-1]))
 
     @property
+    def outputs_are_logits(self) -> bool:
+        return (self.metadata or {}).get("output_kind", "logits") == "logits"
+
+    def image_normalizer(self) -> Any:
+        """A picklable callable: BGR uint8 (H, W, 3) image -> the model's float32 (C, H, W) input."""
+        import functools
+
+        from unetpp.data.preprocess import normalize
+
+        return functools.partial(normalize, cfg=self.preprocess)
+
+    @property
     def outputs(self) -> list[str]:
         """Names of the output channels: the model's metadata, else 'foreground' for a 1-channel model."""
         names = (self.metadata or {}).get("outputs")

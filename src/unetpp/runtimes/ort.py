@@ -60,8 +60,9 @@ class OrtRuntime(Runtime):
             import onnxruntime as ort
         except ImportError:
             raise RuntimeUnavailable("backend 'onnxruntime' needs onnxruntime: pip install onnxruntime") from None
-        if not self.model.is_file():
-            raise ModelFileError(expected_found("ONNX model", "an .onnx file", describe_file(self.model)))
+        path = self._onnx_path()
+        if not path.is_file():
+            raise ModelFileError(expected_found("ONNX model", "an .onnx file", describe_file(path)))
         opts = ort.SessionOptions()
         threads = int(self.options.get("threads") or os.cpu_count() or 1)
         opts.intra_op_num_threads = threads
@@ -72,11 +73,11 @@ class OrtRuntime(Runtime):
         opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[level])
         providers = self._providers(ort.get_available_providers())
         try:
-            sess = ort.InferenceSession(str(self.model), sess_options=opts, providers=providers)
+            sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for unreadable models
             first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
             raise ModelFileError(
-                expected_found("ONNX model", "a valid ONNX file", describe_file(self.model), f"onnxruntime: {first}")
+                expected_found("ONNX model", "a valid ONNX file", describe_file(path), f"onnxruntime: {first}")
             ) from None
         inputs, outputs = sess.get_inputs(), sess.get_outputs()
         if len(inputs) != 1:
@@ -84,6 +85,8 @@ class OrtRuntime(Runtime):
         shape = list(inputs[0].shape)
         if len(shape) != 4:
             raise ModelFileError(expected_found(f"{self.model} input rank", "4 (N, C, H, W)", shape))
+        if not all(isinstance(d, int) for d in shape[1:]):
+            shape = self._free_size(shape)
         if not all(isinstance(d, int) for d in shape[1:]):
             raise ModelFileError(expected_found(f"{self.model} input", "(N, C, H, W) with fixed C, H, W", shape))
         self.input_shape = tuple(shape[1:])
@@ -98,6 +101,14 @@ class OrtRuntime(Runtime):
         self.metadata = from_props(sess.get_modelmeta().custom_metadata_map)
         self.active_providers = sess.get_providers()
         self._session = sess
+
+    def _onnx_path(self) -> Path:
+        """The ONNX file to open (a subclass may open one it extracted from a package)."""
+        return self.model
+
+    def _free_size(self, shape: list) -> list:
+        """An input whose height/width are free: a subclass may choose the size to run at."""
+        return shape
 
     def _providers(self, available: list[str]) -> list[str]:
         wanted = self.options.get("providers", "cpu")

@@ -22,9 +22,9 @@ from torch import nn
 from unetpp.config import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
+from unetpp.model.zoo_processing import make_preprocess
 from unetpp.zoo import readme
 from unetpp.zoo.package import PackageContent, TensorSpec, write_package
-from unetpp.zoo.processing import make_preprocess
 
 CHANNEL_ORDERS = ("rgb", "bgr")
 COLOUR_NAMES = {"r": "red", "g": "green", "b": "blue"}
@@ -193,7 +193,7 @@ def export_bioimageio(
             onnx=onnx_path, opset=opset, torchscript=ts_path, pytorch_version=torch.__version__,
             test_input=test_input, test_output=test_output,
             readme=readme.readme_text(cfg, pre, order, ckpt.meta, opset, ckpt_sha),
-            cover_png=_cover(img_bgr, logits[0, 0], pre.threshold),
+            cover_png=_cover(img_bgr, logits[0, 0], pre.logit_threshold),
             samples=_samples(img_pkg, order, test_output[0]),
             cite=readme.CITE, tags=readme.tags(cfg),
             config={"unetpp": readme.config_section(cfg, pre, order, ckpt.meta, ckpt_sha)},

@@ -38,7 +38,7 @@ import yaml
 
 from unetpp.atomic import file_sha256
 from unetpp.errors import InputError, expected_found
-from unetpp.zoo.processing import check_steps, linear_parameters, make_preprocess
+from unetpp.model.zoo_processing import check_steps, linear_parameters, make_preprocess
 
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 AXES = ("batch", "channel", "y", "x")
