@@ -33,23 +33,37 @@ def _markers(dist: np.ndarray, comps: np.ndarray, n_comps: int) -> np.ndarray:
     return markers
 
 
+def label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """max of `values` over each label 1..n (index 0 unused; a label without pixels gets -inf): the same numbers as
+    ndimage.maximum, in O(pixels) instead of a sort of the whole image."""
+    out = np.full(n + 1, -np.inf, dtype=np.float64)
+    sel = labels > 0
+    np.maximum.at(out, labels[sel], values[sel].astype(np.float64))
+    return out
+
+
 def _merge_shallow(labels: np.ndarray, dist: np.ndarray, h_min: float, h_ratio: float) -> np.ndarray:
     n = int(labels.max())
     if n < 2:
         return labels
-    peaks = np.zeros(n + 1)
-    peaks[1:] = ndi.maximum(dist, labels, np.arange(1, n + 1))
-    saddle: dict[tuple[int, int], float] = {}
+    peaks = label_max(dist, labels, n)
+    peaks[0] = 0.0
+    keys, vals = [], []
     for a, b, da, db in ((labels[:, :-1], labels[:, 1:], dist[:, :-1], dist[:, 1:]),
                          (labels[:-1, :], labels[1:, :], dist[:-1, :], dist[1:, :])):
         sel = (a != b) & (a > 0) & (b > 0)
         if not sel.any():
             continue
-        la, lb, d = a[sel], b[sel], np.minimum(da[sel], db[sel])
-        lo, hi = np.minimum(la, lb), np.maximum(la, lb)
-        for key, v in zip(zip(lo.tolist(), hi.tolist()), d.tolist()):
-            if v > saddle.get(key, -1.0):
-                saddle[key] = v
+        la, lb = a[sel].astype(np.int64), b[sel].astype(np.int64)
+        keys.append(np.minimum(la, lb) * (n + 1) + np.maximum(la, lb))
+        vals.append(np.minimum(da[sel], db[sel]).astype(np.float64))
+    saddle: dict[tuple[int, int], float] = {}
+    if keys:  # the highest saddle between each pair of touching regions
+        k, v = np.concatenate(keys), np.concatenate(vals)
+        uniq, inv = np.unique(k, return_inverse=True)
+        best = np.full(len(uniq), -1.0)
+        np.maximum.at(best, inv, v)
+        saddle = {(int(u) // (n + 1), int(u) % (n + 1)): float(b) for u, b in zip(uniq, best)}
     parent = list(range(n + 1))
 
     def find(i: int) -> int:
@@ -77,8 +91,8 @@ def _split(comps: np.ndarray, n_comps: int, dist: np.ndarray, markers: np.ndarra
     n_m = int(markers.max())
     ids = np.arange(1, n_m + 1)
     centre = np.asarray(ndi.center_of_mass(np.ones(markers.shape, np.uint8), markers, ids), np.float64).reshape(-1, 2)
-    depth = np.asarray(ndi.maximum(dist, markers, ids), np.float64).reshape(-1)
-    owner = np.asarray(ndi.maximum(comps, markers, ids), np.int64).reshape(-1)
+    depth = label_max(dist, markers, n_m)[1:]
+    owner = label_max(comps, markers, n_m)[1:].astype(np.int64)
     labels = np.zeros(comps.shape, np.int32)
     per_comp = np.bincount(owner, minlength=n_comps + 1)
     nxt = 1
