@@ -184,7 +184,7 @@ def write(rounds: list[dict], out: Path) -> None:
         f"| **unetpp / benchmark_app, f32** | **{100 * summary['ov_ratio_vs_benchmark_app']:.0f} %** | goal >= 100 % |",
         f"| unetpp, the same with `--backend-option precision=bf16` | {summary['ov_bf16_unetpp_compute']:.2f} images/s "
         "| compute only |",
-        f"| `benchmark_app` with its default precision (bf16 on this OpenVINO) | {summary['ov_bf16_benchmark_app']:.2f} "
+        f"| `benchmark_app`, its default precision (bf16 on this OpenVINO) | {summary['ov_bf16_benchmark_app']:.2f} "
         "images/s | OpenVINO's own figure |",
         f"| **unetpp / benchmark_app, bf16** | **{100 * summary['ov_bf16_ratio']:.0f} %** | |",
         "", "Per-round figures are in the JSON beside this file.", "",
