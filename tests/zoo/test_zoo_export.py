@@ -13,8 +13,8 @@ from unetpp.cli.main import build_parser
 from unetpp.config import PreprocessConfig
 from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError
-from unetpp.zoo.export import export_bioimageio, scale_linear_kwargs
 from unetpp.model.zoo_processing import make_preprocess
+from unetpp.zoo.export import export_bioimageio, scale_linear_kwargs
 
 
 def _rdf(pkg: Path) -> dict:
