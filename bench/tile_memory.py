@@ -26,10 +26,12 @@ BIG_ID = "c901794d1a421d52e5734500c0a2a8ca84651fb93b19cec2f411855e70cae339"  # t
 
 
 def one(data: Path, factor: int, threads: int, batch: int) -> dict:
-    from unetpp.model.resolve import open_runtime
-    from unetpp.predict.image import PredictOptions, predict_tiled
+    from tiled import predict_tiled
+
+    from unetpp.predict.image import PredictOptions
     from unetpp.predict.imageio import read_image
     from unetpp.predict.tiling import count_windows
+    from unetpp.runtimes import open_runtime
 
     img, _ = read_image(data / "stage1_train" / BIG_ID / "images" / f"{BIG_ID}.png")
     if factor == 2:

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tiled import predict_tiled  # noqa: E402 - bench/ is on sys.path when run as a script
 
-from unetpp.model.resolve import open_runtime
 from unetpp.predict import scale as rules
-from unetpp.predict.image import PredictOptions, median_nucleus_area, predict_resize, predict_tiled
+from unetpp.predict.image import PredictOptions, median_nucleus_area, predict_resize
 from unetpp.predict.imageio import read_image
 from unetpp.predict.instances import label_nuclei
+from unetpp.runtimes import open_runtime
 
 CANDIDATES = ["resize", "fit", "area", "0.25", "0.5", "nuclei", "nuclei@23.9"]
 
