@@ -136,3 +136,20 @@ def test_openvino_nncf_int8_runs_and_agrees(setup: dict, tmp_path: Path) -> None
     with get_runtime("openvino", out) as rt:
         y = rt.infer(setup["xv"])[:, 0]
     assert np.count_nonzero((y > 0.5) != (setup["ref"] > 0.5)) / y.size < MAX_FLIPPED_SHARE
+
+
+def test_artefacts_carry_the_source_models_preprocessing(setup: dict, tmp_path: Path) -> None:
+    """The ONNX metadata (here a distinctive mean) survives into the optimised ONNX and the OpenVINO IR."""
+    import onnx
+
+    from unetpp.config import ModelConfig, PreprocessConfig
+    from unetpp.model.metadata import build_metadata, write_onnx_metadata
+
+    src = tmp_path / "meta.onnx"
+    proto = onnx.load(str(setup["onnx"]))
+    write_onnx_metadata(proto, build_metadata(ModelConfig(), PreprocessConfig(mean=(0.1, 0.2, 0.3))))
+    onnx.save(proto, str(src))
+    for backend, out in (("onnxruntime", tmp_path / "o.onnx"), ("openvino", tmp_path / "o.xml")):
+        compile_model(src, backend, out)
+        with get_runtime(backend, out) as rt:
+            assert rt.preprocess.mean == (0.1, 0.2, 0.3) and rt.outputs == ["foreground"], backend

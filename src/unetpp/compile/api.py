@@ -15,6 +15,7 @@ from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
 from unetpp.compile import onnx_passes, ov_passes
 from unetpp.compile.guard import AccuracyDropError, calibration_samples, compare
 from unetpp.errors import InputError, OutputError, expected_found
+from unetpp.model.metadata import METADATA_KEY, read_onnx_metadata, to_props, write_onnx_metadata
 
 BACKENDS = {"onnxruntime": ".onnx", "openvino": ".xml"}
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -93,6 +94,8 @@ def compile_model(model: str | Path, backend: str, out: str | Path, batch: int |
             details = _build_ort(source, staged, work, batch, int8, samples, ort_level)
         else:
             details = _build_ov(source, staged, batch, int8, samples)
+        if backend == "onnxruntime":
+            carry_metadata(source, staged)
         report: dict[str, Any] = {
             "artefact": str(out), "backend": backend, "int8": int8, "batch": batch,
             "dynamic_batch": batch is None, "source": str(model), "source_sha256": file_sha256(model),
@@ -138,8 +141,20 @@ def _build_ov(source: Path, staged: Path, batch: int | None, int8: bool, samples
     if int8:
         m, details["quantization"] = ov_passes.nncf_quantize(m, samples)
     ov_passes.set_batch(m, batch)
+    meta = read_onnx_metadata(source)
+    if meta is not None:  # the source's self-description travels in the IR's rt_info
+        m.set_rt_info(to_props(meta)[METADATA_KEY], [METADATA_KEY])
     ov_passes.save_ir(m, staged)
     return details
+
+
+def carry_metadata(source: Path, staged: Path) -> None:
+    """The source ONNX's self-description (preprocessing, outputs) goes into the optimised/int8 ONNX too."""
+    meta = read_onnx_metadata(source)
+    if meta is not None:
+        proto = onnx_passes.load_onnx(staged)
+        write_onnx_metadata(proto, meta)
+        onnx_passes.save_onnx(proto, staged)
 
 
 def _publish(staged: Path, out: Path, backend: str) -> None:
