@@ -15,24 +15,34 @@ from unetpp.model.export import synthetic_nuclei
 from unetpp.runtimes import Runtime, get_runtime, known_runtimes
 
 # Max |logit difference| allowed against the PyTorch fp32 reference, per runtime (all fp32 on the CPU here).
-AGREEMENT_ATOL = {"onnxruntime": 1e-4, "openvino": 1e-4, "torch": 1e-6}
-CHECKPOINT_RUNTIMES = {"torch"}  # these take the .pt; the others the exported .onnx
+AGREEMENT_ATOL = {"onnxruntime": 1e-4, "openvino": 1e-4, "torch": 1e-6, "bioimageio": 1e-4}
+CHECKPOINT_RUNTIMES = {"torch"}  # these take the .pt; bioimageio a zoo package; the others the exported .onnx
 
 
-def _model_for(name: str, checkpoint: Path, onnx_path: Path) -> Path:
-    return checkpoint if name in CHECKPOINT_RUNTIMES else onnx_path
+@pytest.fixture(scope="module")
+def zoo_package(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The random checkpoint as a bioimage.io package in the network's own (BGR) channel order."""
+    from unetpp.zoo.export import export_bioimageio
+
+    out = tmp_path_factory.mktemp("zoo") / "random.zip"
+    export_bioimageio(random_checkpoint, out, channel_order="bgr")
+    return out
 
 
-def _build(name: str, checkpoint: Path, onnx_path: Path) -> Runtime:
+def _build(name: str, model: Path) -> Runtime:
     try:
-        return get_runtime(name, _model_for(name, checkpoint, onnx_path), threads=2)
+        return get_runtime(name, model, threads=2)
     except RuntimeUnavailable as exc:
         pytest.skip(f"{name} not available: {exc}")
 
 
 @pytest.fixture(params=known_runtimes())
 def runtime(request: pytest.FixtureRequest, random_checkpoint: Path, onnx_model: Path) -> Runtime:
-    return _build(request.param, random_checkpoint, onnx_model)
+    if request.param == "bioimageio":
+        model = request.getfixturevalue("zoo_package")
+    else:
+        model = random_checkpoint if request.param in CHECKPOINT_RUNTIMES else onnx_model
+    return _build(request.param, model)
 
 
 @pytest.fixture(scope="module")
