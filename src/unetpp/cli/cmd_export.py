@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unetpp.cli.options import add_output, add_static_batch, count
 from unetpp.config import DEFAULT_OPSET, UP_MODES
 from unetpp.model.export import export_onnx, format_report
 
@@ -18,9 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("checkpoint", nargs="?", type=Path, default=None,
                    help="unetpp .pt or upstream model.pth (with config.yml beside it); default: the shipped one")
-    p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    p.add_argument("--batch", type=int, default=None, help="fix the batch size (default: dynamic)")
+    add_output(p, "the .onnx file to write", type=Path)
+    p.add_argument("--opset", type=count(7), default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    add_static_batch(p)
     p.add_argument("--up-mode", choices=UP_MODES, default=None,
                    help="override the upsampling (upstream .pth files do not record it; default nearest)")
     return p

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "0.5 (default: auto)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--backend", choices=known_runtimes(), default=None,
-                   help="the runtime (default: onnxruntime; a checkpoint is exported to ONNX once, into ~/.cache/unetpp)")
+                   help="the runtime (default: onnxruntime; a checkpoint is exported to ONNX once, to ~/.cache/unetpp)")
     p.add_argument("--model", help=".pt/.pth checkpoint, .onnx or .xml (default: the shipped checkpoint)")
     add_batch_size(p, 16, "tiles (or resized images) per runtime call", old="--batch")
     add_threads(p)

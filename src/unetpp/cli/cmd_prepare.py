@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unetpp.cli.options import count
 from unetpp.data.paths import read_ids
 from unetpp.data.prepare import find_stage1_train, prepare_dsb2018
 
@@ -18,14 +19,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("src", type=Path, help="the stage1_train folder, or a dataset root holding stage1_train/")
     p.add_argument("dst", type=Path, help="output root, e.g. inputs/dsb2018_96")
-    p.add_argument("--size", type=int, default=96, help="output side in pixels (default 96)")
+    p.add_argument("--size", type=count(1), default=96, help="output side in pixels (default 96)")
     p.add_argument("--ids", type=Path, default=None, help="only the ids listed in this file (one per line)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.core.runfolder import refuse_overlap
+
     stage1 = find_stage1_train(args.src)
+    refuse_overlap(args.dst, [stage1, args.src], what="DST")
     ids = read_ids(args.ids) if args.ids else None
     written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress)
     total = len(list((args.dst / "images").glob("*.png")))
