@@ -164,7 +164,22 @@ class RunFolder:
 
     def _write_manifest(self, **fields: Any) -> None:
         self.manifest.update(fields, updated=_now())
-        write_json_atomic(self.path / MANIFEST, self.manifest)
+        try:
+            write_json_atomic(self.path / MANIFEST, self.manifest)
+        except OutputError:
+            if not self._rewrite_in_place():
+                raise
+
+    def _rewrite_in_place(self) -> bool:
+        """Disk full: a new copy cannot be made, but the manifest's own blocks can be rewritten (it is small)."""
+        text = json.dumps(self.manifest, indent=2, default=str) + "\n"
+        try:
+            with open(self.path / MANIFEST, "r+") as fh:
+                fh.write(text)
+                fh.truncate()
+            return True
+        except OSError:
+            return False
 
     def _restore_interrupted_overwrite(self) -> None:
         """An overwrite killed before it finished left the old folder aside: put it back."""
