@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from unetpp.cli.options import count
@@ -31,7 +32,19 @@ def run(args: argparse.Namespace) -> int:
     stage1 = find_stage1_train(args.src)
     refuse_overlap(args.dst, [stage1, args.src], what="DST")
     ids = read_ids(args.ids) if args.ids else None
-    written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress)
+    failures: list[dict[str, str]] = []
+    written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress,
+                              failures=failures)
     total = len(list((args.dst / "images").glob("*.png")))
     print(f"prepared {written} new sample(s) from {stage1} into {args.dst} ({total} images there in all)")
-    return 0
+    return report_failures("prepare", "sample", failures)
+
+
+def report_failures(command: str, what: str, failures: list[dict[str, str]]) -> int:
+    """List items that failed on stderr; the exit code: 1 when any did, else 0."""
+    if not failures:
+        return 0
+    lines = "\n".join(f"  {f['id']}: {f['error']}" for f in failures)
+    print(f"unetpp {command}: error: {len(failures)} {what}(s) failed, the others completed:\n{lines}",
+          file=sys.stderr)
+    return 1

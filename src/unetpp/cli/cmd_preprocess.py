@@ -29,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.cli.cmd_prepare import report_failures
     from unetpp.core.runfolder import refuse_overlap
 
     refuse_overlap(args.out, [args.images], what="OUT")
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         ids = sorted(p.stem for p in args.images.glob("*.png")) if args.images.is_dir() else []
     cfg = PreprocessConfig(size=args.size)
-    n = preprocess_folder(args.images, args.out, ids, fmt=args.fmt, cfg=cfg, progress=not args.no_progress)
+    failures: list[dict[str, str]] = []
+    n = preprocess_folder(args.images, args.out, ids, fmt=args.fmt, cfg=cfg, progress=not args.no_progress,
+                          failures=failures)
     print(f"wrote {n} {args.fmt} input(s) of shape {cfg.input_shape} to {args.out}")
-    return 0
+    return report_failures("preprocess", "image", failures)
