@@ -30,6 +30,22 @@ def ensure_dir(path: str | Path) -> Path:
     return path
 
 
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any work, a file location that cannot be written (its folder cannot be made, or holds no
+    new file: permission, a read-only or pseudo file system). Nothing is left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(expected_found(f"output file {path}", "a file name", "a folder"))
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    os.close(fd)
+    os.unlink(tmp)
+    return path
+
+
 def _why_not(path: Path, exc: OSError) -> str:
     """Why a folder could not be made: the first existing ancestor that is a file, else the system's reason."""
     for parent in [path, *path.parents]:

@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.atomic import check_writable
+
+    check_writable(args.output)
     r = compile_model(args.model, args.backend, args.output, batch=args.batch, int8=args.int8, calib=args.calib,
                       calib_count=args.calib_count, val=args.val, masks=args.masks, max_iou_drop=args.max_iou_drop,
                       force=args.force, ort_level=args.ort_level)

@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         found = f"{', '.join(extra)} without --instances" if extra else "fewer than two positional arguments"
         raise InputError(f"evaluate arguments: expected {GUIDE_USAGE} or {INSTANCE_USAGE}, found {found}")
     ids = read_ids(args.ids) if args.ids else None
+    if args.csv is not None:
+        from unetpp.atomic import check_writable
+
+        check_writable(args.csv)
     r = evaluate(args.results, args.masks, ids=ids, csv_path=args.csv)
     print(f"IoU: {r['iou_guide']:.4f}")
     print(f"upstream IoU (sigmoid > 0.5, pooled per batch of 16): {r['iou_upstream']:.4f}")
