@@ -106,6 +106,7 @@ class RunFolder:
         self.resumed = False
         self._locked = False
         self._finished: str | None = None
+        self._created: list[Path] = []
 
     # -- lock ----------------------------------------------------------------------------------
     def _lock_path(self) -> Path:
@@ -196,6 +197,7 @@ class RunFolder:
 
     # -- context -------------------------------------------------------------------------------
     def __enter__(self) -> RunFolder:
+        self._created = [p for p in [self.path, *self.path.parents] if not p.exists()]
         ensure_dir(self.path.parent)
         try:
             self._restore_interrupted_overwrite()
@@ -255,6 +257,9 @@ class RunFolder:
                     self._write_manifest(state="partial", error=_first_line(exc) if exc else "not finished")
             if isinstance(exc, OutputError):
                 exc.exit_code = 1
+            if exc is not None and self.path in self._created and self._nothing_written():
+                self._remove_created()
+                return
             if self.aside.is_dir():
                 if exc is None:
                     shutil.rmtree(self.aside, ignore_errors=True)
@@ -262,6 +267,22 @@ class RunFolder:
                     self._put_back()
         finally:
             self._release()
+
+    def _nothing_written(self) -> bool:
+        try:
+            return not self.aside.exists() and all(p.name in RUN_FILES for p in self.path.iterdir())
+        except OSError:
+            return False
+
+    def _remove_created(self) -> None:
+        """A run that failed before writing anything leaves no folder it made behind."""
+        self._release()
+        (self.path / MANIFEST).unlink(missing_ok=True)
+        for folder in self._created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def _put_back(self) -> None:
         """The overwriting run failed: the previous folder comes back whole."""
