@@ -49,21 +49,26 @@ def images(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def half_size_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ONNX model whose output is N x 3 x 48 x 48 for an N x 3 x 96 x 96 input (a 2x2 average pool)."""
+def tiny_onnx(path: Path, op: str, in_shape: list, out_shape: list, out_type: int | None = None,
+              **attrs: object) -> Path:
+    """A one-node ONNX model x -> y (an `op` such as AveragePool, Identity, Cast)."""
     import onnx
     from onnx import TensorProto, helper
 
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 96, 96])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 48, 48])
-    node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
-    graph = helper.make_graph([node], "half", [x], [y])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)
+    y = helper.make_tensor_value_info("y", out_type or TensorProto.FLOAT, out_shape)
+    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"], **attrs)], op.lower(), [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     model.ir_version = 7
-    path = tmp_path_factory.mktemp("half") / "half.onnx"
     onnx.save(model, str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def half_size_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ONNX model whose output is N x 3 x 48 x 48 for an N x 3 x 96 x 96 input (a 2x2 average pool)."""
+    return tiny_onnx(tmp_path_factory.mktemp("half") / "half.onnx", "AveragePool", ["N", 3, 96, 96],
+                     ["N", 3, 48, 48], kernel_shape=[2, 2], strides=[2, 2])
 
 
 class Result:

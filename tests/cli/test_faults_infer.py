@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import listing, run_sub, subprocess_env, unetpp_cmd
+from faultkit import listing, run_sub, subprocess_env, tiny_onnx, unetpp_cmd
 
 from unetpp.core.runfolder import LOCK, MANIFEST
 
@@ -86,6 +86,20 @@ def test_refused_before_any_work(case: str, cli, inp: Path, onnx_model: Path, ha
     assert r.rc == 2, r.err
     assert "expected" in r.err and r.says(*says), r.err
     assert listing(tmp_path) == before  # nothing written anywhere
+
+
+@pytest.mark.parametrize("op, in_shape, out_shape, out_type, attrs, says", [
+    ("Identity", ["N", 1, 96, 96], ["N", 1, 96, 96], None, {}, ("(N, 3, S, S)", "found (N, 1, 96, 96)")),
+    ("Identity", ["N", 3, 96, 64], ["N", 3, 96, 64], None, {}, ("square image", "found (N, 3, 96, 64)")),
+    ("Cast", ["N", 3, 96, 96], ["N", 3, 96, 96], 7, {"to": 7}, ("output type", "found tensor(int64)")),
+    ("Identity", ["N", 3, "H", "W"], ["N", 3, "H", "W"], None, {}, ("fixed C, H, W",)),
+], ids=["one_channel_input", "non_square_input", "int64_output", "dynamic_spatial_input"])
+def test_model_contract_refused_on_open(op: str, in_shape: list, out_shape: list, out_type: int | None, attrs: dict,
+                                        says: tuple, cli, inp: Path, tmp_path: Path) -> None:
+    model = tiny_onnx(tmp_path / "m.onnx", op, in_shape, out_shape, out_type, **attrs)
+    r = cli("infer", "--model", model, "--input", inp, "-o", tmp_path / "o", "--no-progress")
+    assert r.rc == 2 and "expected" in r.err and r.says(*says), r.err
+    assert not (tmp_path / "o").exists()
 
 
 # -- some items fail: exit 1, listed by name, the rest complete ------------------------------------------------

@@ -116,6 +116,9 @@ class Runtime(ABC):
                                                 f"(N, {', '.join(map(str, shape))})"))
         if self.static_batch is not None and self.static_batch < 1:
             raise ModelFileError(expected_found(f"{self.model} batch axis", "dynamic or >= 1", self.static_batch))
+        if shape[0] != 3 or shape[1] != shape[2]:
+            raise ModelFileError(expected_found(f"{self.model} input", "(N, 3, S, S): 3 channels (BGR) of a square "
+                                                "image", f"(N, {', '.join(map(str, shape))})"))
 
     def _check_output_spec(self, shape: list[Any]) -> None:
         """The model's declared output (N, C, H, W; None or a name where dynamic): rank 4 and, where both are
