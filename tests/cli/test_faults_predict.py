@@ -157,6 +157,8 @@ def test_rerun_same_settings_skips_complete_images(cli, images: Path, onnx_model
     assert _predict(cli, onnx_model, images, "-o", tmp_path / "o").rc == 0
     r = cli("predict", images, "--model", onnx_model, "--no-progress", "--threads", "1", "-o", tmp_path / "o")
     assert r.rc == 0 and "skipped 2 already complete" in r.out, r.out
+    r = _predict(cli, onnx_model, images, "-o", tmp_path / "o", "--no-resume")
+    assert r.rc == 0 and "predicted 2 image(s), skipped 0" in r.out, r.out
 
 
 def test_live_lock_refuses_a_second_run(cli, images: Path, onnx_model: Path, tmp_path: Path) -> None:

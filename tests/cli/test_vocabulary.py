@@ -116,6 +116,13 @@ def test_non_positive_counts_are_usage_errors(argv: list[str], capsys: pytest.Ca
     assert "expected an integer >=" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("name", ["infer", "predict"])
+def test_resume_is_on_by_default_and_can_be_turned_off(name: str) -> None:
+    (action,) = [a for a in _options(PARSERS[name]) if "--resume" in a.option_strings]
+    assert isinstance(action, argparse.BooleanOptionalAction) and action.default is True
+    assert "--no-resume" in action.option_strings
+
+
 def test_unknown_command_and_no_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["segment"]) == 2
     assert "unknown command 'segment'" in capsys.readouterr().err

@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--save-prob", action="store_true", help="also write <stem>_prob.png (uint16, p * 65535)")
     p.add_argument("--overlays", action="store_true",
                    help="also write <stem>_overlay.png (predicted contours over the image) and OUT/index.html")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip images whose outputs are complete from a run with the same settings (default: on)")
     add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(p, "one image per work item")
@@ -63,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
     executor = make_executor(args, chunk_size=1)
     runtime = get_runtime(backend, model, **runtime_flags(args, backend))
     summary = predict_paths(args.inputs, args.output, runtime, options, ids=ids, progress=not args.no_progress,
-                            executor=executor, overwrite=args.overwrite)
+                            executor=executor, overwrite=args.overwrite, resume=args.resume)
     print(format_summary(summary))
     return 1 if summary["n_failed"] else 0

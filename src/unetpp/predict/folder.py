@@ -107,7 +107,8 @@ def _counts_csv(records: list[dict[str, Any]]) -> str:
 
 def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Runtime,
                   options: PredictOptions | None = None, ids: Sequence[str] | None = None,
-                  progress: bool = True, executor: Any = None, overwrite: bool = False) -> dict[str, Any]:
+                  progress: bool = True, executor: Any = None, overwrite: bool = False,
+                  resume: bool = True) -> dict[str, Any]:
     """Predict every image on the driver; a bad file is recorded as a failure and the run goes on. Images whose
     outputs are all present from a run with the same settings are skipped. Writes OUT/predict_summary.json and
     OUT/counts.csv. `executor` (default: this process) decides where the images run (core.executors). OUT is a
@@ -129,7 +130,7 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     try:
         settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
         with RunFolder(out_dir, stable_settings(settings), overwrite=overwrite, command="predict") as folder:
-            summary = _predict(items, out_dir, runtime, options, settings, progress, executor)
+            summary = _predict(items, out_dir, runtime, options, settings, progress, executor, resume)
             folder.finish({k: summary[k] for k in ("n_images", "n_predicted", "n_skipped", "n_failed")},
                           failed=summary["n_failed"])
     finally:
@@ -139,13 +140,13 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
 
 
 def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, options: PredictOptions,
-             settings: dict[str, Any], progress: bool, executor: Any) -> dict[str, Any]:
+             settings: dict[str, Any], progress: bool, executor: Any, resume: bool = True) -> dict[str, Any]:
     from unetpp.core.driver import DriverSettings
     from unetpp.core.executors import run_batches
     from unetpp.core.summary import driver_figures
     from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy
 
-    previous = _previous(out_dir, settings)
+    previous = _previous(out_dir, settings) if resume else None
     if previous is None:
         write_json_atomic(out_dir / SUMMARY, {"status": "running", "settings": settings, "images": []})
     failures: list[dict[str, str]] = []
