@@ -73,6 +73,7 @@ def test_bench_refused(case: str, cli, inp: Path, onnx_model: Path, tmp_path: Pa
     assert listing(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_bench_run_folder_rules(cli, inp: Path, onnx_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "b"
     assert _bench(cli, onnx_model, inp, out).rc == 0

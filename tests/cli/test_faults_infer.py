@@ -250,7 +250,10 @@ def test_kill_9_then_rerun_gives_identical_outputs(cli, bins: Path, onnx_model: 
             "--no-progress", "--threads", "1"]
     p = subprocess.Popen(unetpp_cmd(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    time.sleep(random.Random(os.getpid()).uniform(0.5, 3.0))
+    deadline = time.monotonic() + 60
+    while not (out / LOCK).exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the run has begun: kill it at a random point of its work
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.8))
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     r = run_sub(*argv)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from faultkit import listing, write_png
+from faultkit import listing, run_sub, subprocess_env, unetpp_cmd, write_png
 
 from unetpp.core.runfolder import LOCK, MANIFEST
 
@@ -189,3 +193,27 @@ def test_disk_full(cli, images: Path, onnx_model: Path, tmp_path: Path, tiny_dis
     assert not [n for n in names if n.startswith(".") and n != LOCK and "tmp" in n]  # no temporary file left
     assert LOCK not in names
     assert json.loads((tiny_disk / "o" / MANIFEST).read_text())["state"] in ("partial", "running")
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_identical_outputs(cli, images: Path, onnx_model: Path, tmp_path: Path) -> None:
+    for i in range(6):
+        write_png(images / f"more{i}.png", 70, 60, seed=20 + i)
+    ref = tmp_path / "ref"
+    assert _predict(cli, onnx_model, images, "-o", ref).rc == 0
+    out = tmp_path / "o"
+    argv = ["predict", images, "-o", out, "--model", onnx_model, "--no-progress", "--threads", "2"]
+    p = subprocess.Popen(unetpp_cmd(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (out / LOCK).exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the run has begun: kill it at a random point of its work
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.8))
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    r = run_sub(*argv)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert listing(out) == listing(ref)  # no temporary file, no lock left
+    per_image = [n for n in listing(ref) if n.endswith(OUTS)]
+    assert all((out / n).read_bytes() == (ref / n).read_bytes() for n in per_image)
+    assert json.loads((out / MANIFEST).read_text())["state"] == "complete"
