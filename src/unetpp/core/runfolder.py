@@ -183,29 +183,30 @@ class RunFolder:
             return False
 
     def _restore_interrupted_overwrite(self) -> None:
-        """An overwrite killed before it finished left the old folder aside: put it back."""
+        """An overwrite killed before it finished left the old folder aside: put it back. Runs with the lock
+        held (a live overwriting run holds it, so its folder is never taken for an interrupted one)."""
         if not self.aside.is_dir():
             return
-        current = self._read_manifest() if self.path.is_dir() else None
+        current = self._read_manifest()
         if current is not None and current.get("state") == "complete":
             shutil.rmtree(self.aside, ignore_errors=True)  # the new run finished; only the deletion was missed
             return
         self.log(f"note: an earlier --overwrite of {self.path} did not finish; restoring the previous folder")
-        if self.path.exists():
-            shutil.rmtree(self.path)
+        self._release()
+        shutil.rmtree(self.path)
         os.rename(self.aside, self.path)
+        self._acquire()
 
     # -- context -------------------------------------------------------------------------------
     def __enter__(self) -> RunFolder:
         self._created = [p for p in [self.path, *self.path.parents] if not p.exists()]
-        ensure_dir(self.path.parent)
-        try:
-            self._restore_interrupted_overwrite()
-        except OSError as exc:
-            raise OutputError(f"cannot restore {self.aside} to {self.path}: {exc.strerror or exc}") from None
         ensure_dir(self.path)
         self._acquire()
         try:
+            try:
+                self._restore_interrupted_overwrite()
+            except OSError as exc:
+                raise OutputError(f"cannot restore {self.aside} to {self.path}: {exc.strerror or exc}") from None
             old = self._read_manifest()
             if old is not None and old.get("settings") != self.settings:
                 keys = differing_keys(old.get("settings") or {}, self.settings)
