@@ -15,7 +15,8 @@ from unetpp.core.runfolder import MANIFEST
 
 
 # -- export / compile: refused before any work --------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["out_in_proc", "out_is_folder", "out_under_file", "missing_checkpoint",
+@pytest.mark.parametrize("case", ["out_in_proc", "out_is_folder", "out_under_file", "out_is_checkpoint",
+                                  "missing_checkpoint",
                                   "truncated_checkpoint", "text_checkpoint", "static_batch_zero", "opset_too_low"])
 def test_export_refused(case: str, cli, random_checkpoint: Path, tmp_path: Path) -> None:
     ckpt, out, extra = random_checkpoint, tmp_path / "m.onnx", []
@@ -26,6 +27,10 @@ def test_export_refused(case: str, cli, random_checkpoint: Path, tmp_path: Path)
     elif case == "out_under_file":
         (tmp_path / "f").write_text("x")
         out, says = tmp_path / "f" / "m.onnx", ("a file, where a folder is needed",)
+    elif case == "out_is_checkpoint":
+        ckpt = tmp_path / "c.pt"
+        ckpt.write_bytes(random_checkpoint.read_bytes())
+        out, says = ckpt, ("a file other than the input", "found the input")
     elif case == "missing_checkpoint":
         ckpt, says = tmp_path / "nope.pt", ("nope.pt",)
     elif case == "truncated_checkpoint":
@@ -46,11 +51,15 @@ def test_export_refused(case: str, cli, random_checkpoint: Path, tmp_path: Path)
     assert listing(tmp_path) == before
 
 
-@pytest.mark.parametrize("case", ["out_in_proc", "missing_model", "text_model"])
+@pytest.mark.parametrize("case", ["out_in_proc", "out_is_model", "missing_model", "text_model"])
 def test_compile_refused(case: str, cli, onnx_model: Path, tmp_path: Path) -> None:
     model, out = onnx_model, tmp_path / "c.onnx"
     if case == "out_in_proc":
         out, says = Path("/proc/unetpp_c.onnx"), ("expected a writable location",)
+    elif case == "out_is_model":
+        model = tmp_path / "m.onnx"
+        model.write_bytes(onnx_model.read_bytes())
+        out, says = model, ("a file other than the input",)
     elif case == "missing_model":
         model, says = tmp_path / "nope.onnx", ("nope.onnx",)
     else:

@@ -35,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unetpp.atomic import check_writable
+    from unetpp.core.runfolder import refuse_same_file
 
+    refuse_same_file(args.output, [args.model])
     check_writable(args.output)
     r = compile_model(args.model, args.backend, args.output, batch=args.batch, int8=args.int8, calib=args.calib,
                       calib_count=args.calib_count, val=args.val, masks=args.masks, max_iou_drop=args.max_iou_drop,

@@ -29,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from unetpp.atomic import check_writable
+    from unetpp.core.runfolder import refuse_same_file
 
+    refuse_same_file(args.output, [args.checkpoint])
     check_writable(args.output)
     report = export_onnx(args.checkpoint, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode)
     print(format_report(report))

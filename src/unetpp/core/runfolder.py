@@ -91,6 +91,15 @@ def refuse_overlap(output: str | Path, inputs: list[str | Path], what: str = "ou
                                         "Choose an output folder outside the inputs"))
 
 
+def refuse_same_file(output: str | Path, inputs: list[str | Path | None], what: str = "output") -> None:
+    """Refuse an output file that is one of the inputs (it would be overwritten by its own result)."""
+    out = Path(output).resolve()
+    for item in inputs:
+        if item is not None and Path(item).exists() and Path(item).resolve() == out:
+            raise InputError(expected_found(f"{what} {output}", "a file other than the input", f"the input {item}",
+                                            "Choose another output name"))
+
+
 class RunFolder:
     """The manifest and lock of one command's output folder (see the module docstring)."""
 
