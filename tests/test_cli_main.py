@@ -20,3 +20,13 @@ def test_infer_does_not_import_torch() -> None:
             "import unetpp.infer.run, unetpp.runtimes.ort; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_infer_on_onnx_does_not_import_torch(tmp_path) -> None:
+    """Resolving an .onnx model (the step before the runtime opens) must not load torch either."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"\x08\x07")
+    code = ("import sys; from unetpp.runtimes import resolve_model; "
+            f"print(resolve_model({str(model)!r}, None)[0], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["onnxruntime", "False"]

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from unetpp.errors import OutputError
+from unetpp.errors import OutputError, expected_found
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -23,17 +23,46 @@ def ensure_dir(path: str | Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {path}: {exc.strerror or exc}") from None
+        raise OutputError(expected_found(f"cannot create output folder {path}", "a folder that exists or can be "
+                                         "created", _why_not(path, exc))) from None
     if not os.access(path, os.W_OK):
         raise OutputError(f"output folder {path}: expected a writable folder, found one without write permission")
     return path
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any work, a file location that cannot be written (its folder cannot be made, or holds no
+    new file: permission, a read-only or pseudo file system). Nothing is left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(expected_found(f"output file {path}", "a file name", "a folder"))
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    os.close(fd)
+    os.unlink(tmp)
+    return path
+
+
+def _why_not(path: Path, exc: OSError) -> str:
+    """Why a folder could not be made: the first existing ancestor that is a file, else the system's reason."""
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent}, a file, where a folder is needed"
+            break
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return f"{exc.strerror or exc} (in {parent})"
 
 
 def _write_error(path: Path, exc: OSError) -> OutputError:
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         reason = "no space left on the device"
-    return OutputError(f"cannot write {path}: {reason}")
+    return OutputError(expected_found(f"cannot write {path}", "a writable location", reason))
 
 
 @contextmanager

@@ -19,6 +19,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'unet
 from unetpp.cli.main import main  # noqa: E402
 from unetpp.core.executors import RayExecutor  # noqa: E402
 from unetpp.core.ray import RayOptions  # noqa: E402
+from unetpp.core.runfolder import MANIFEST  # noqa: E402
 from unetpp.core.work import FaultSpec  # noqa: E402
 from unetpp.data.prepare import prepare_dsb2018  # noqa: E402
 from unetpp.data.preprocess import preprocess_folder  # noqa: E402
@@ -57,10 +58,15 @@ def ray_run(ray_session, onnx_model: Path, inputs: Path, tmp_path_factory: pytes
                              progress=False, executor=RayExecutor(TWO_WORKERS))
 
 
+def _outputs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
+
+
 def _same_as_local(out_dir: Path, local_dir: Path) -> None:
-    expected = sorted(p.name for p in local_dir.iterdir())
+    expected = _outputs(local_dir)
     assert len(expected) == N_INPUTS
-    assert sorted(p.name for p in out_dir.iterdir()) == expected  # no temporary or extra file left behind
+    assert _outputs(out_dir) == expected  # no temporary or extra file left behind
+    assert json.loads((out_dir / MANIFEST).read_text())["state"] == "complete"
     for name in expected:
         assert (out_dir / name).read_bytes() == (local_dir / name).read_bytes(), name
 
@@ -93,7 +99,7 @@ def test_resume_rewrites_exactly_the_missing_outputs(ray_run: dict, ray_session,
                                                      local_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     shutil.copytree(ray_run["output_dir"], out)
-    names = sorted(p.name for p in out.iterdir())
+    names = _outputs(out)
     gone = [names[0], names[4], names[7]]
     for n in gone:
         (out / n).unlink()
@@ -124,8 +130,7 @@ def test_corrupt_input_is_reported_while_the_others_complete(ray_session, onnx_m
     assert "1 input(s) failed" in err and bad.name in err and "110588 bytes" in err
     out = tmp_path / "o" / "run"
     stem = bad.name.split(".")[0]
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in local_dir.iterdir() if
-                                                           not p.name.startswith(stem))
+    assert _outputs(out) == [n for n in _outputs(local_dir) if not n.startswith(stem)]
     summary = json.loads((tmp_path / "o" / "run_summary.json").read_text())
     assert [f["file"] for f in summary["failed"]] == [str(bad)] and summary["n_outputs"] == N_INPUTS - 1
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from unetpp.cli.main import main
+from unetpp.core.runfolder import MANIFEST
 from unetpp.infer.run import run_inference
 from unetpp.model.export import synthetic_nuclei
 
@@ -37,8 +38,9 @@ def bs16_run(onnx_model: Path, inputs: Path, tmp_path_factory: pytest.TempPathFa
 def test_every_input_gets_one_output_and_no_padding_is_written(bs16_run: dict, inputs: Path) -> None:
     out_dir = Path(bs16_run["output_dir"])
     assert out_dir.name == "bs16"
-    names = sorted(p.name for p in out_dir.iterdir())
+    names = sorted(p.name for p in out_dir.iterdir() if p.name != MANIFEST)
     assert names == [f"img{i:03d}_0.bin" for i in range(N_INPUTS)]
+    assert json.loads((out_dir / MANIFEST).read_text())["state"] == "complete"
     assert all((out_dir / n).stat().st_size == OUT_BYTES for n in names)
     assert bs16_run["n_inputs"] == bs16_run["n_outputs"] == N_INPUTS
     assert bs16_run["n_padded"] == 0  # a dynamic-batch model runs the short last batch as it is
@@ -101,7 +103,8 @@ def test_resume_skips_complete_outputs(onnx_model: Path, inputs: Path, tmp_path:
     s = run_inference(onnx_model, files, tmp_path, output_dirname="r", resume=True, progress=False)
     assert s["n_skipped"] == 2 and s["n_outputs"] == 2
     assert (out / "img002_0.bin").read_bytes() == good
-    assert sorted(p.name for p in out.iterdir()) == [f"img{i:03d}_0.bin" for i in range(4)]
+    names = sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
+    assert names == [f"img{i:03d}_0.bin" for i in range(4)]
 
 
 def test_pure_inference_mode(onnx_model: Path, tmp_path: Path) -> None:
@@ -124,7 +127,7 @@ def test_cli_prints_both_throughputs(onnx_model: Path, inputs: Path, tmp_path: P
     text = capsys.readouterr().out
     assert "compute only" in text and "end to end" in text and "_summary.json" in text
     (run_dir,) = [p for p in (tmp_path / "o").iterdir() if p.is_dir()]
-    assert [p.name for p in run_dir.iterdir()] == ["a_0.bin"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["a_0.bin", MANIFEST]
     assert (tmp_path / "o" / f"{run_dir.name}_summary.json").is_file()
 
 
@@ -143,7 +146,7 @@ def test_cli_wrong_size_bin(onnx_model: Path, inputs: Path, tmp_path: Path, caps
     err = capsys.readouterr().err
     assert rc == 1  # finished, one item failed: listed by name, the others complete
     assert "b.bin" in err and "expected 110592 bytes" in err and "found 49152 bytes" in err
-    assert sorted(p.name for p in (tmp_path / "o" / "r").iterdir()) == ["a_0.bin"]
+    assert sorted(p.name for p in (tmp_path / "o" / "r").iterdir()) == ["a_0.bin", MANIFEST]
 
 
 def test_cli_model_not_onnx(inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

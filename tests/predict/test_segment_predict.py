@@ -135,12 +135,16 @@ def test_cli_mixed_folder_reports_each_bad_file_and_goes_on(tmp_path: Path, caps
         line = next(ln for ln in text.out.splitlines() if name in ln and "expected" in ln)
         assert found in line, line
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["counts.csv", "good_labels.png", "good_mask.png", "good_nuclei.csv", "predict_summary.json"]
+    assert names == ["counts.csv", "good_labels.png", "good_mask.png", "good_nuclei.csv", "predict_summary.json",
+                     "unetpp-run.json"]
     summary = json.loads((out / "predict_summary.json").read_text())
     assert summary["n_failed"] == 5 and summary["n_predicted"] == 1
-    # other settings: the complete image is recomputed, not skipped (its outputs would not match them)
-    assert main(["predict", str(src / "good.png"), "-o", str(out), "--backend", "torch", "--min-area", "20",
-                 "--no-progress"]) == 0
+    # other settings: refused (results would be mixed), unless --overwrite, which recomputes from scratch
+    again = ["predict", str(src / "good.png"), "-o", str(out), "--backend", "torch", "--min-area", "20",
+             "--no-progress"]
+    assert main(again) == 2
+    assert "options.min_area" in capsys.readouterr().err
+    assert main([*again, "--overwrite"]) == 0
     summary = json.loads((out / "predict_summary.json").read_text())
     assert (summary["n_predicted"], summary["n_skipped"], summary["status"]) == (1, 0, "complete")
 

@@ -17,6 +17,7 @@ from unetpp.bench.machine import describe_machine
 from unetpp.bench.probe import gemm_gflops, probe_key
 from unetpp.bench.report import write_report
 from unetpp.bench.spec import BackendSpec
+from unetpp.core.runfolder import RunFolder, refuse_overlap
 from unetpp.errors import InputError, expected_found
 from unetpp.infer.inputs import gather_inputs, screen_sizes
 from unetpp.model.resolve import is_checkpoint
@@ -70,10 +71,11 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
               batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, masks: str | Path | None = None,
               model: str | Path | None = None, checkpoint: str | Path | None = None, threads: int | None = None,
               warmup: int = 2, min_seconds: float = 2.0, min_iters: int = 10, baseline: str | None = None,
-              repeats: int = 1, log: Any = None) -> list[dict[str, Any]]:
+              repeats: int = 1, log: Any = None, overwrite: bool = False) -> list[dict[str, Any]]:
     """Measure every (spec, batch size) cell `repeats` times, round-robin; a failing cell is recorded and the sweep
     goes on. A cell reports its median round; the yardstick is the best GEMM probe of the run (probed before the
-    first round and after each), since a busy machine only ever lowers a probe."""
+    first round and after each), since a busy machine only ever lowers a probe. `out` is a run folder
+    (core.runfolder): a sweep with other settings is refused there unless `overwrite`."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if not specs:
         raise InputError(expected_found("--backends", "at least one backend spec", "none"))
@@ -92,6 +94,23 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
     masks_dir = Path(masks) if masks is not None else None
     if masks_dir is not None and not masks_dir.is_dir():
         raise InputError(expected_found("--masks", "a folder of <id>.png", f"nothing at {masks_dir}"))
+    refuse_overlap(out, [inputs] + ([masks_dir] if masks_dir else []))
+    settings = {"backends": [s.to_dict() for s in specs], "batch_sizes": [int(b) for b in batch_sizes],
+                "inputs": str(inputs), "masks": str(masks_dir or ""), "model": str(model or ""),
+                "checkpoint": str(checkpoint or ""), "threads": threads, "warmup": warmup,
+                "min_seconds": min_seconds, "min_iters": min_iters, "repeats": repeats}
+    with RunFolder(out, settings, overwrite=overwrite, command="bench", log=log) as folder:
+        cells = _sweep(specs, files, Path(out), batch_sizes, masks_dir, model, checkpoint, threads, warmup,
+                       min_seconds, min_iters, baseline, repeats, log, str(inputs))
+        failed = [c for c in cells if c["status"] != "ok"]
+        folder.finish({"cells": len(cells), "failed": len(failed)}, failed=len(failed))
+    return cells
+
+
+def _sweep(specs: Sequence[BackendSpec], files: list[Path], out: Path, batch_sizes: Sequence[int],
+           masks_dir: Path | None, model: str | Path | None, checkpoint: str | Path | None, threads: int | None,
+           warmup: int, min_seconds: float, min_iters: int, baseline: str | None, repeats: int, log: Any,
+           inputs: str) -> list[dict[str, Any]]:
     out = ensure_dir(out)
     cells_dir = ensure_dir(out / "cells")
     machine = describe_machine()
@@ -137,6 +156,8 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
     write_json_atomic(out / "machine.json", machine)
     write_report([cells_dir], out, baseline=baseline)
     return cells
+
+
 
 
 def _measure(rt: Any, setup_error: str | None, files: list[Path], bs: int, masks_dir: Path | None, warmup: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unetpp.cli.options import add_output, add_static_batch, count
 from unetpp.compile import compile_model, report_path
 
 
@@ -14,14 +15,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "first) for one backend. onnxruntime: an optimised .onnx (--int8: static QDQ, u8 activations, "
                        "s8 per-channel weights). openvino: IR .xml/.bin (--int8: NNCF). With --val and --masks the "
                        "guide IoU of the source and the result is compared and a drop above --max-iou-drop is refused.")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("--backend", required=True, choices=["onnxruntime", "openvino"])
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the artefact: .onnx (onnxruntime) or .xml "
-                   "(openvino); a report <OUT stem>.compile.json is written beside it")
-    p.add_argument("--batch", type=int, help="static batch size (default: dynamic batch)")
+    p.add_argument("model", metavar="MODEL", help="the source model: .onnx, an IR .xml, or a checkpoint .pt/.pth")
+    p.add_argument("--backend", required=True, choices=["onnxruntime", "openvino"], help="the target runtime")
+    add_output(p, "the artefact: .onnx (onnxruntime) or .xml (openvino); a report <OUT stem>.compile.json is "
+               "written beside it", metavar="OUT")
+    add_static_batch(p)
     p.add_argument("--int8", action="store_true", help="post-training int8 quantisation (needs --calib)")
     p.add_argument("--calib", metavar="DIR", help="calibration inputs (.bin/.npy) from the TRAINING split, never val")
-    p.add_argument("--calib-count", type=int, default=100, help="at most this many calibration inputs (default 100)")
+    p.add_argument("--calib-count", type=count(1), default=100, help="at most this many calibration inputs")
     p.add_argument("--val", metavar="DIR", help="validation inputs (.bin/.npy) for the accuracy guard")
     p.add_argument("--masks", metavar="DIR", help="masks <id>.png for --val (dsb2018_96/masks/0)")
     p.add_argument("--max-iou-drop", type=float, default=0.005, help="largest allowed guide-IoU drop (default 0.005)")
@@ -33,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.atomic import check_writable
+    from unetpp.core.runfolder import refuse_same_file
+
+    refuse_same_file(args.output, [args.model])
+    check_writable(args.output)
     r = compile_model(args.model, args.backend, args.output, batch=args.batch, int8=args.int8, calib=args.calib,
                       calib_count=args.calib_count, val=args.val, masks=args.masks, max_iou_drop=args.max_iou_drop,
                       force=args.force, ort_level=args.ort_level)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unetpp.cli.options import add_output
 from unetpp.data.paths import read_ids, resolve_data_dir
 from unetpp.errors import InputError
 from unetpp.eval.evaluate import evaluate
@@ -38,8 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="folder written by `unetpp predict` (<id>_labels.png, <id>_mask.png)")
     g.add_argument("--gt", type=Path, default=None, metavar="DIR",
                    help="stage1_train, or a folder holding it (default: $UNETPP_DATA, else ./data/dsb2018)")
-    g.add_argument("-o", "--out", type=Path, default=None, metavar="REPORT_DIR",
-                   help="where per_image.csv, summary.json (and overlays) go (default: PRED_DIR/eval)")
+    add_output(g, "where per_image.csv, summary.json (and overlays) go (default: PRED_DIR/eval)", required=False,
+               type=Path, default=None, metavar="REPORT_DIR")
     g.add_argument("--overlays", action="store_true",
                    help="also write overlays/<id>.png (green: predicted, magenta: true contours) and index.html")
     return p
@@ -48,11 +49,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     if args.instances is not None:
         return _run_instances(args)
-    extra = [f for f, v in (("--gt", args.gt), ("-o/--out", args.out), ("--overlays", args.overlays)) if v]
+    extra = [f for f, v in (("--gt", args.gt), ("-o/--output", args.output), ("--overlays", args.overlays)) if v]
     if args.results is None or args.masks is None or extra:
         found = f"{', '.join(extra)} without --instances" if extra else "fewer than two positional arguments"
         raise InputError(f"evaluate arguments: expected {GUIDE_USAGE} or {INSTANCE_USAGE}, found {found}")
     ids = read_ids(args.ids) if args.ids else None
+    if args.csv is not None:
+        from unetpp.atomic import check_writable
+
+        check_writable(args.csv)
     r = evaluate(args.results, args.masks, ids=ids, csv_path=args.csv)
     print(f"IoU: {r['iou_guide']:.4f}")
     print(f"upstream IoU (sigmoid > 0.5, pooled per batch of 16): {r['iou_upstream']:.4f}")
@@ -70,7 +75,7 @@ def _run_instances(args: argparse.Namespace) -> int:
                          f"(--instances with {', '.join(mixed)}); full-resolution mode writes REPORT_DIR/per_image.csv")
     gt = args.gt if args.gt is not None else resolve_data_dir(None)
     ids = read_ids(args.ids) if args.ids else None
-    r = evaluate_full_resolution(args.instances, gt, ids=ids, out_dir=args.out, overlays=args.overlays)
+    r = evaluate_full_resolution(args.instances, gt, ids=ids, out_dir=args.output, overlays=args.overlays)
     print(f"DSB2018 mAP (IoU 0.50-0.95): {r['map']:.4f}")
     print(f"AP@0.50: {r['ap_50']:.4f}  AP@0.75: {r['ap_75']:.4f}")
     print(f"pixel IoU (full resolution, per-image mean): {r['pixel_iou']:.4f}  Dice: {r['dice']:.4f}")

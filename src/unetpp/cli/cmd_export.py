@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unetpp.cli.options import add_output, add_static_batch, count
 from unetpp.config import DEFAULT_OPSET, UP_MODES
 from unetpp.model.export import export_onnx, format_report
 
@@ -18,22 +19,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("checkpoint", nargs="?", type=Path, default=None,
                    help="unetpp .pt or upstream model.pth (with config.yml beside it); default: the shipped one")
-    p.add_argument("-o", "--output", type=Path, required=True,
-                   help="the .onnx file to write (with --format bioimageio: the package .zip)")
+    add_output(p, "the .onnx file to write (with --format bioimageio: the package .zip)", type=Path)
     p.add_argument("--format", choices=("onnx", "bioimageio"), default="onnx",
-                   help="onnx (default): the guide's ONNX file; bioimageio: a BioImage Model Zoo package (format 0.5: "
-                   "ONNX + TorchScript weights, test tensors, cover, README), see docs/bioimageio.md")
+                   help="onnx: the guide's ONNX file; bioimageio: a BioImage Model Zoo package (format 0.5: "
+                   "ONNX + TorchScript weights, test tensors, cover, README; see the README)")
     p.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
-                   help="bioimageio only: the package's input channel order (default rgb; the flip to the "
-                   "checkpoint's BGR is put inside the network)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    p.add_argument("--batch", type=int, default=None, help="fix the batch size (default: dynamic)")
+                   help="bioimageio only: the package's input channel order (the flip to the checkpoint's BGR is "
+                   "put inside the network)")
+    p.add_argument("--opset", type=count(7), default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    add_static_batch(p)
     p.add_argument("--up-mode", choices=UP_MODES, default=None,
                    help="override the upsampling (upstream .pth files do not record it; default nearest)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.atomic import check_writable
+    from unetpp.core.runfolder import refuse_same_file
+
+    refuse_same_file(args.output, [args.checkpoint])
+    check_writable(args.output)
     if args.format == "bioimageio":
         from unetpp.zoo.export import export_bioimageio
         from unetpp.zoo.export import format_report as format_zoo_report
@@ -41,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
         if args.batch is not None:
             from unetpp.errors import InputError, expected_found
 
-            raise InputError(expected_found("--batch with --format bioimageio", "no value (a package keeps the "
-                                            "batch axis dynamic)", args.batch))
+            raise InputError(expected_found("--static-batch with --format bioimageio", "no value (a package keeps "
+                                            "the batch axis dynamic)", args.batch))
         report = export_bioimageio(args.checkpoint, args.output, opset=args.opset, channel_order=args.channel_order,
                                    up_mode=args.up_mode)
         print(format_zoo_report(report))

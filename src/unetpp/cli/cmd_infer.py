@@ -7,6 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from unetpp.cli.options import (
+    add_batch_size,
+    add_device,
+    add_output,
+    add_overwrite,
+    add_threads,
+    add_warmup,
+    count,
+)
 from unetpp.core.executors import ENGINES
 from unetpp.errors import InputError, expected_found
 from unetpp.infer.run import PURE_DATA_TYPES, format_summary, run_inference
@@ -22,24 +31,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "its padding is not written. Without --input: pure-inference mode (a generated input, --loop times).",
     )
     p.add_argument("--model", type=Path, required=True, help=".onnx (onnxruntime) or .pt/.pth (torch)")
-    p.add_argument("--input", default=None, help="folder(s) or file(s) of .bin/.npy, comma-separated")
-    p.add_argument("--output", type=Path, required=True, help="output root folder")
+    p.add_argument("--input", default=None, help="folder(s) or file(s) of .bin/.npy, comma-separated (default: "
+                   "none, pure-inference mode)")
+    add_output(p, "output root folder; results go to OUTPUT/OUTPUT_DIRNAME", type=Path)
     p.add_argument("--output-dirname", default=None, help="result folder name (default: YYYY_mm_dd-HH_MM_SS)")
-    p.add_argument("--outfmt", choices=OUTFMTS, default="BIN", type=str.upper)
-    p.add_argument("--batchsize", type=int, default=1)
-    p.add_argument("--loop", type=int, default=1, help="inferences per batch (default 1)")
-    p.add_argument("--warmup-count", type=int, default=1, help="warm-up calls, not counted (default 1)")
+    p.add_argument("--outfmt", choices=OUTFMTS, default="BIN", type=str.upper, help="output file format")
+    add_batch_size(p, 1, "inputs per runtime call", old="--batchsize")
+    p.add_argument("--loop", type=count(1), default=1, metavar="N", help="inferences per batch")
+    add_warmup(p, 1, "warm-up calls, not timed", old="--warmup-count")
     p.add_argument("--backend", choices=known_runtimes(), default=None,
                    help="default: from the model suffix (.onnx -> onnxruntime, .pt/.pth -> torch)")
     add_backend_option(p)
-    p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads (default: all cores; --engine ray: 1 per worker)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="torch backend only")
-    p.add_argument("--pure-data-type", choices=PURE_DATA_TYPES, default="zero")
+    add_threads(p, "intra-op threads (default: all cores; --engine ray: 1 per worker)")
+    add_device(p)
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None,
+                   help="torch backend only (default: fp32)")
+    p.add_argument("--pure-data-type", choices=PURE_DATA_TYPES, default="zero",
+                   help="without --input: the generated input")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip inputs whose output exists with the right size (default: on)")
-    p.add_argument("--no-progress", action="store_true")
+    add_overwrite(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(p, "same batches and outputs")
     return p
 
@@ -51,7 +63,7 @@ def add_engine_args(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"local: this process (default); ray: a pool of Ray workers, {what}")
     g.add_argument("--address", default=None,
                    help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: start a local Ray)")
-    g.add_argument("--num-workers", type=int, default=None,
+    g.add_argument("--num-workers", type=count(1), default=None,
                    help="Ray workers (default: the cluster's CPUs // --threads)")
     g.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray worker (default 0)")
 
@@ -106,9 +118,10 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(s) for s in args.input.split(",") if s] if args.input is not None else None
     executor = make_executor(args)
     summary = run_inference(model, inputs, args.output, output_dirname=args.output_dirname, outfmt=args.outfmt,
-                            batch_size=args.batchsize, loop=args.loop, warmup=args.warmup_count, backend=backend,
+                            batch_size=args.batch_size, loop=args.loop, warmup=args.warmup, backend=backend,
                             backend_options=runtime_flags(args, backend), pure_data_type=args.pure_data_type,
-                            resume=args.resume, progress=not args.no_progress, executor=executor)
+                            resume=args.resume, progress=not args.no_progress, executor=executor,
+                            overwrite=args.overwrite)
     print(format_summary(summary, summary["summary_path"]))
     if summary.get("failed"):
         lines = [f"  {f['file']}: {f['error']}" for f in summary["failed"]]

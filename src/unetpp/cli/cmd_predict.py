@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from unetpp.cli.cmd_infer import add_backend_option, add_engine_args
+from unetpp.cli.options import add_batch_size, add_device, add_output, add_overwrite, add_threads
 from unetpp.runtimes import known_runtimes
 
 
@@ -17,8 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "components split by a distance-transform marker cut. Images already complete in OUT are skipped.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
                    help="image files or folders (a folder laid out as DSB2018 stage1_train gives its samples)")
-    p.add_argument("-o", "--out", required=True, help="output folder")
-    p.add_argument("--ids", help="ids file (one per line): each folder is a root of <id>/images/<id>.png")
+    add_output(p, "output folder (a run folder: see --overwrite); not inside or around an input folder")
+    p.add_argument("--ids", type=Path, default=None,
+                   help="ids file (one per line): each folder is a root of <id>/images/<id>.png")
     p.add_argument("--mode", choices=("resize", "tile"), default="resize", help="default: resize (the guide's)")
     p.add_argument("--scale", default="auto",
                    help="tile mode: auto (= fit, chosen on train ids), fit (96/min(H,W)), area (96/sqrt(HW)), "
@@ -26,12 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "0.5 (default: auto)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--backend", choices=known_runtimes(), default=None,
-                   help="default: onnxruntime (a checkpoint is exported to ONNX once, into ~/.cache/unetpp)")
+                   help="the runtime (default: onnxruntime; a checkpoint is exported to ONNX once, to ~/.cache/unetpp)")
     add_backend_option(p)
     p.add_argument("--model", help=".pt/.pth checkpoint, .onnx or .xml (default: the shipped checkpoint)")
-    p.add_argument("--batch", type=int, default=16, help="tiles per runtime call (default 16)")
-    p.add_argument("--threads", type=int, default=None, help="runtime intra-op threads (default: all cores)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    add_batch_size(p, 16, "tiles (or resized images) per runtime call", old="--batch")
+    add_threads(p)
+    add_device(p)
     p.add_argument("--threshold", type=float, default=0.5, help="on the probability (default 0.5)")
     p.add_argument("--min-area", type=int, default=10, help="drop nuclei smaller than this many pixels (default 10)")
     p.add_argument("--no-split", action="store_true", help="nuclei = connected components, no split")
@@ -40,7 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--save-prob", action="store_true", help="also write <stem>_prob.png (uint16, p * 65535)")
     p.add_argument("--overlays", action="store_true",
                    help="also write <stem>_overlay.png (predicted contours over the image) and OUT/index.html")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip images whose outputs are complete from a run with the same settings (default: on)")
+    add_overwrite(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(p, "one image per work item")
     return p
 
@@ -52,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from unetpp.predict.image import PredictOptions
     from unetpp.runtimes import get_runtime, resolve_model
 
-    options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch,
+    options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch_size,
                              threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
                              save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays)
     ids = read_ids(args.ids) if args.ids else None
     backend, model = resolve_model(args.model, args.backend)
     executor = make_executor(args, chunk_size=1)
     runtime = get_runtime(backend, model, **runtime_flags(args, backend))
-    summary = predict_paths(args.inputs, args.out, runtime, options, ids=ids, progress=not args.no_progress,
-                            executor=executor)
+    summary = predict_paths(args.inputs, args.output, runtime, options, ids=ids, progress=not args.no_progress,
+                            executor=executor, overwrite=args.overwrite, resume=args.resume)
     print(format_summary(summary))
     return 1 if summary["n_failed"] else 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from unetpp.cli.options import count
 from unetpp.data.paths import read_ids
 from unetpp.data.prepare import find_stage1_train, prepare_dsb2018
 
@@ -18,16 +20,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("src", type=Path, help="the stage1_train folder, or a dataset root holding stage1_train/")
     p.add_argument("dst", type=Path, help="output root, e.g. inputs/dsb2018_96")
-    p.add_argument("--size", type=int, default=96, help="output side in pixels (default 96)")
+    p.add_argument("--size", type=count(1), default=96, help="output side in pixels (default 96)")
     p.add_argument("--ids", type=Path, default=None, help="only the ids listed in this file (one per line)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.core.runfolder import refuse_overlap
+
     stage1 = find_stage1_train(args.src)
+    refuse_overlap(args.dst, [stage1, args.src], what="DST")
     ids = read_ids(args.ids) if args.ids else None
-    written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress)
+    failures: list[dict[str, str]] = []
+    written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress,
+                              failures=failures)
     total = len(list((args.dst / "images").glob("*.png")))
     print(f"prepared {written} new sample(s) from {stage1} into {args.dst} ({total} images there in all)")
-    return 0
+    return report_failures("prepare", "sample", failures)
+
+
+def report_failures(command: str, what: str, failures: list[dict[str, str]]) -> int:
+    """List items that failed on stderr; the exit code: 1 when any did, else 0."""
+    if not failures:
+        return 0
+    lines = "\n".join(f"  {f['id']}: {f['error']}" for f in failures)
+    print(f"unetpp {command}: error: {len(failures)} {what}(s) failed, the others completed:\n{lines}",
+          file=sys.stderr)
+    return 1

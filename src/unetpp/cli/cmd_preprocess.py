@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unetpp.cli.options import count
 from unetpp.config import PreprocessConfig
 from unetpp.data.paths import read_ids
 from unetpp.data.preprocess import preprocess_folder
@@ -22,17 +23,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--ids", type=Path, default=None,
                    help="ids file, one per line, e.g. val_ids.txt (default: every .png in IMAGES)")
     p.add_argument("--fmt", choices=("bin", "npy"), default="bin", help="output format (default bin)")
-    p.add_argument("--size", type=int, default=PreprocessConfig.size, help="expected image side (default 96)")
+    p.add_argument("--size", type=count(1), default=PreprocessConfig.size, help="expected image side (default 96)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.cli.cmd_prepare import report_failures
+    from unetpp.core.runfolder import refuse_overlap
+
+    refuse_overlap(args.out, [args.images], what="OUT")
     if args.ids:
         ids = read_ids(args.ids)
     else:
         ids = sorted(p.stem for p in args.images.glob("*.png")) if args.images.is_dir() else []
     cfg = PreprocessConfig(size=args.size)
-    n = preprocess_folder(args.images, args.out, ids, fmt=args.fmt, cfg=cfg, progress=not args.no_progress)
+    failures: list[dict[str, str]] = []
+    n = preprocess_folder(args.images, args.out, ids, fmt=args.fmt, cfg=cfg, progress=not args.no_progress,
+                          failures=failures)
     print(f"wrote {n} {args.fmt} input(s) of shape {cfg.input_shape} to {args.out}")
-    return 0
+    return report_failures("preprocess", "image", failures)

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from unetpp.cli.options import add_batch_size, add_output
 from unetpp.config import TRAIN_LOSSES, TRAIN_OPTIMIZERS, UP_MODES, ModelConfig, TrainConfig
 from unetpp.errors import InputError, expected_found
 
@@ -27,9 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "or ./data/dsb2018)")
     p.add_argument("--prepared", type=Path, default=None,
                    help="an already prepared dsb2018_96 folder (default: prepare into OUT/dsb2018_96)")
-    p.add_argument("--out", type=Path, required=True, help="output folder for log.csv, best.pt, last.pt")
+    add_output(p, "output folder for log.csv, best.pt, last.pt", dest="out", type=Path)
     p.add_argument("--epochs", type=int, default=_D.epochs, help=f"epochs (default {_D.epochs})")
-    p.add_argument("--batch-size", type=int, default=_D.batch_size, help=f"batch size (default {_D.batch_size})")
+    add_batch_size(p, _D.batch_size, f"images per training step (default {_D.batch_size})")
     p.add_argument("--loss", choices=TRAIN_LOSSES, default=_D.loss, help=f"loss (default {_D.loss})")
     p.add_argument("--optimizer", choices=TRAIN_OPTIMIZERS, default=_D.optimizer,
                    help=f"optimizer (default {_D.optimizer})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from unetpp.errors import InputError
+from unetpp.errors import InputError, expected_found
 
 ENV_VAR = "UNETPP_DATA"
 DEFAULT_DIR = Path("data/dsb2018")
@@ -16,30 +16,64 @@ HOW_TO_GET = (
 )
 
 
+def describe_missing(root: Path) -> str:
+    """What a path that should hold the dataset holds instead."""
+    if not root.exists():
+        return f"nothing at {root}"
+    if not root.is_dir():
+        return f"a file at {root}"
+    if root.name == "stage1_train":
+        return f"{root} is stage1_train itself (give the folder that holds it: {root.parent})"
+    names = sorted(p.name for p in root.iterdir())[:6]
+    held = ", ".join(names) if names else "nothing"
+    return f"no stage1_train/ in {root} (it holds: {held})"
+
+
 def resolve_data_dir(arg: str | Path | None = None, required: bool = True) -> Path | None:
-    """The dataset root holding stage1_train/ (and optionally val_ids.txt, train_ids.txt)."""
-    candidates = [Path(arg)] if arg else []
-    if not arg and os.environ.get(ENV_VAR):
-        candidates.append(Path(os.environ[ENV_VAR]))
-    if not arg:
-        candidates.append(DEFAULT_DIR)
-    for c in candidates:
-        if (c / "stage1_train").is_dir():
-            return c
+    """The dataset root holding stage1_train/ (and optionally val_ids.txt, train_ids.txt).
+
+    A path given (`arg`, else $UNETPP_DATA) must hold the dataset: otherwise an error naming the path and what is
+    missing, whatever `required` says. Without one, ./data/dsb2018 is tried; not found there: None when not
+    `required` (the caller's fallback, which must say so, naming `looked_in()`), else an error."""
+    given = [(f"--data {arg}", Path(arg))] if arg else []
+    if not given and os.environ.get(ENV_VAR):
+        given = [(f"{ENV_VAR}={os.environ[ENV_VAR]}", Path(os.environ[ENV_VAR]))]
+    for what, root in given:
+        if (root / "stage1_train").is_dir():
+            return root
+        raise InputError(expected_found(f"DSB2018 dataset ({what})", "a folder holding stage1_train/",
+                                        describe_missing(root), HOW_TO_GET))
+    if (DEFAULT_DIR / "stage1_train").is_dir():
+        return DEFAULT_DIR
     if not required:
         return None
-    tried = ", ".join(str(c) for c in candidates)
-    raise InputError(f"DSB2018 dataset: expected a folder holding stage1_train/, found none at {tried}. {HOW_TO_GET}")
+    raise InputError(expected_found("DSB2018 dataset", "a folder holding stage1_train/",
+                                    f"none given and {describe_missing(DEFAULT_DIR)}", HOW_TO_GET))
+
+
+def looked_in() -> str:
+    """Where resolve_data_dir looked when nothing was given (for the synthetic fallback's message)."""
+    return f"--data not given, {ENV_VAR} not set, nothing usable at ./{DEFAULT_DIR} ({DEFAULT_DIR.resolve()})"
 
 
 def read_ids(path: str | Path) -> list[str]:
-    """One id per line; blank lines ignored; order kept."""
+    """One id per line (CRLF and surrounding blanks ignored, blank lines skipped); order kept; a duplicate is an
+    error naming it (it would be counted twice)."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(expected_found(f"ids file {path}", "UTF-8 text, one id per line", "binary data")) from None
     except OSError as exc:
         raise InputError(f"ids file {path}: expected a readable text file, found {exc.strerror or exc}") from None
     ids = [s.strip() for s in lines if s.strip()]
     if not ids:
         raise InputError(f"ids file {path}: expected one id per line, found no ids")
+    seen: dict[str, int] = {}
+    for n, s in enumerate(lines, 1):
+        s = s.strip()
+        if s and s in seen:
+            raise InputError(expected_found(f"ids file {path}", "each id once",
+                                            f"{s!r} on lines {seen[s]} and {n}"))
+        seen.setdefault(s, n)
     return ids

@@ -81,10 +81,13 @@ def prepare_dsb2018(
     size: int = 96,
     ids: Sequence[str] | None = None,
     progress: bool = True,
+    failures: list[dict[str, str]] | None = None,
 ) -> int:
     """Write dst/images/<id>.png and dst/masks/0/<id>.png for each id (default: all); returns the number written.
 
-    Ids whose two outputs already exist are skipped (writes are atomic, so an existing file is complete).
+    Ids whose two outputs already exist are skipped (writes are atomic, so an existing file is complete). With a
+    `failures` list, a sample that cannot be read is recorded there ({id, error}) and the others go on; without,
+    it stops the run. A write error stops the run (exit 1 once something was written).
     """
     stage1_train = Path(stage1_train)
     dst = Path(dst)
@@ -106,9 +109,19 @@ def prepare_dsb2018(
         img_out, mask_out = img_dir / f"{id_}.png", mask_dir / f"{id_}.png"
         if img_out.is_file() and mask_out.is_file():
             continue
-        img, mask = prepare_sample(stage1_train / id_, size)
-        write_bytes_atomic(img_out, _encode_png(img, f"image {id_}"))
-        write_bytes_atomic(mask_out, _encode_png(mask, f"mask {id_}"))
+        try:
+            img, mask = prepare_sample(stage1_train / id_, size)
+        except InputError as exc:
+            if failures is None:
+                raise
+            failures.append({"id": id_, "error": str(exc)})
+            continue
+        try:
+            write_bytes_atomic(img_out, _encode_png(img, f"image {id_}"))
+            write_bytes_atomic(mask_out, _encode_png(mask, f"mask {id_}"))
+        except OutputError as exc:
+            exc.exit_code = 1 if written else exc.exit_code
+            raise
         written += 1
     return written
 

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from unetpp.atomic import atomic_path, ensure_dir, write_bytes_atomic
 from unetpp.config import PreprocessConfig
-from unetpp.errors import InputError, expected_found
+from unetpp.errors import InputError, OutputError, expected_found
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 INPUT_SUFFIXES = (".bin", ".npy")
@@ -86,8 +86,11 @@ def preprocess_folder(
     fmt: str = "bin",
     cfg: PreprocessConfig | None = None,
     progress: bool = True,
+    failures: list[dict[str, str]] | None = None,
 ) -> int:
-    """Write `<id>.bin` (raw little-endian float32, 3xSxS) or `<id>.npy` for each id; returns the count written."""
+    """Write `<id>.bin` (raw little-endian float32, 3xSxS) or `<id>.npy` for each id; returns the count written.
+    With a `failures` list, an unreadable or wrong-size image is recorded there ({id, error}) and the others go
+    on; without, it stops the run. A write error stops the run (exit 1 once something was written)."""
     cfg = cfg or PreprocessConfig()
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if fmt not in ("bin", "npy"):
@@ -104,20 +107,32 @@ def preprocess_folder(
                            "Run `unetpp prepare` first, or check the ids file.")
         )
     ensure_dir(out_dir)
+    written = 0
     for id_ in tqdm(ids, desc="preprocess", unit="img", disable=not progress):
         path = images_dir / f"{id_}.png"
-        img = read_bgr(path)
-        if img.shape[:2] != (cfg.size, cfg.size):
-            raise InputError(
-                expected_found(f"image {path}", f"{cfg.size}x{cfg.size}", f"{img.shape[0]}x{img.shape[1]}",
-                               f"Prepare the data at --size {cfg.size} first.")
-            )
+        try:
+            img = read_bgr(path)
+            if img.shape[:2] != (cfg.size, cfg.size):
+                raise InputError(
+                    expected_found(f"image {path}", f"{cfg.size}x{cfg.size}", f"{img.shape[0]}x{img.shape[1]}",
+                                   f"Prepare the data at --size {cfg.size} first.")
+                )
+        except InputError as exc:
+            if failures is None:
+                raise
+            failures.append({"id": id_, "error": str(exc)})
+            continue
         x = normalize(img, cfg)
-        if fmt == "bin":
-            write_bytes_atomic(out_dir / f"{id_}.bin", x.astype("<f4").tobytes())
-        else:
-            _save_npy_atomic(out_dir / f"{id_}.npy", x)
-    return len(ids)
+        try:
+            if fmt == "bin":
+                write_bytes_atomic(out_dir / f"{id_}.bin", x.astype("<f4").tobytes())
+            else:
+                _save_npy_atomic(out_dir / f"{id_}.npy", x)
+        except OutputError as exc:
+            exc.exit_code = 1 if written else exc.exit_code
+            raise
+        written += 1
+    return written
 
 
 def _read_float_file(path: Path, nbytes: int, shapes: Sequence[tuple[int, ...]], what: str) -> np.ndarray:

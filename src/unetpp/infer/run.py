@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
+from unetpp.atomic import file_sha256, write_json_atomic
 from unetpp.core.driver import DriverResult, DriverSettings
 from unetpp.core.executors import LocalExecutor, run_batches
+from unetpp.core.runfolder import RunFolder, refuse_overlap
 from unetpp.core.summary import THROUGHPUT_DEFINITIONS, driver_figures, latency_stats, machine_info
 from unetpp.errors import InputError, expected_found
 from unetpp.infer.inputs import gather_inputs, screen_sizes
@@ -57,14 +58,17 @@ def run_inference(
     resume: bool = True,
     progress: bool = True,
     executor: Any = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run `model` over the inputs (folders/files of .bin/.npy), one output per input plus a summary.
 
     `inputs=None` is pure-inference mode: one generated batch run `loop` times, no outputs written.
     The model is opened (and checked) before anything is written; `executor` (default: this process) decides
-    where the batches run (core.executors.RayExecutor: a Ray cluster).
+    where the batches run (core.executors.RayExecutor: a Ray cluster). The result folder is a run folder
+    (core.runfolder): same settings resume, different ones are refused unless `overwrite`; one run at a time.
     """
-    args = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != "executor"}
+    args = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k not in ("executor",
+                                                                                               "overwrite")}
     args["inputs"] = None if inputs is None else [str(p) for p in inputs]
     outfmt = check_args(outfmt, batch_size, loop, warmup, pure_data_type)
     output = Path(output)
@@ -87,10 +91,12 @@ def run_inference(
         if files is None:
             result = _pure_inference(runtime, batch_size, loop, warmup, pure_data_type)
             bad: dict[Path, str] = {}
-        else:
-            if isinstance(executor, LocalExecutor):  # a Ray executor makes it once the cluster answers
-                ensure_dir(out_dir)
-            good, bad = screen_sizes(files, cfg)
+            return _write_summary(result, args, files, out_dir, describe, model, loop, executor, bad,
+                                  summary_path)
+        refuse_overlap(out_dir, list(inputs or []))
+        good, bad = screen_sizes(files, cfg)
+        folder = RunFolder(out_dir, run_settings(args, model, backend, out_shape), overwrite=overwrite, command="infer")
+        with folder:
             work = InferWork(out_dir, outfmt, cfg, out_shape)
             bar = _progress(progress and not isinstance(executor, _ray_types()), len(good))
             settings = DriverSettings(batch_size=batch_size, warmup=warmup, loop=loop, resume=resume,
@@ -101,6 +107,25 @@ def run_inference(
             finally:
                 if bar:
                     bar.close()
+            summary = _write_summary(result, args, files, out_dir, describe, model, loop, executor, bad,
+                                     summary_path)
+            folder.finish({"inputs": len(files), "written": summary["n_outputs"], "skipped": summary["n_skipped"],
+                           "failed": summary["n_failed"]}, failed=summary["n_failed"])
+    return summary
+
+
+def run_settings(args: dict[str, Any], model: Path, backend: str, out_shape: tuple[int, ...]) -> dict[str, Any]:
+    """What decides the outputs of a run (a rerun with other values would mix results): thread counts and the
+    engine do not."""
+    options = {k: v for k, v in (args.get("backend_options") or {}).items() if "thread" not in k}
+    return {"model": str(model), "model_sha256": file_sha256(model), "backend": backend, "backend_options": options,
+            "outfmt": str(args["outfmt"]).upper(), "batch_size": args["batch_size"], "inputs": args["inputs"],
+            "output_shape": list(out_shape)}
+
+
+def _write_summary(result: DriverResult, args: dict[str, Any], files: list[Path] | None, out_dir: Path,
+                   describe: dict[str, Any], model: Path, loop: int, executor: Any, bad: dict[Path, str],
+                   summary_path: Path) -> dict[str, Any]:
     summary = build_summary(result, args, files, out_dir, describe, model, loop, executor.name)
     failed = [{"file": str(f), "error": msg} for f, msg in bad.items()]
     failed += [{"file": f["key"], "error": f["error"]} for f in result.failures]

@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from unetpp.atomic import ensure_dir, write_json_atomic, write_text_atomic
+from unetpp.atomic import write_json_atomic, write_text_atomic
 from unetpp.data.prepare import sample_image_path
 from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.predict.image import PredictOptions
@@ -25,6 +25,14 @@ SUMMARY = "predict_summary.json"
 COUNTS = "counts.csv"
 GALLERY = "index.html"
 COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei", "seconds", "scale"]
+# Files predict writes: never taken as inputs when a folder is given (a rerun over a folder holding them).
+OUTPUT_SUFFIXES = ("_mask.png", "_labels.png", "_prob.png", "_overlay.png", "_nuclei.csv")
+RUN_NAMES = (SUMMARY, COUNTS, GALLERY, "unetpp-run.json", ".unetpp.lock")
+
+
+def is_own_output(path: Path) -> bool:
+    """A file named like one of predict's outputs."""
+    return path.name in RUN_NAMES or path.name.endswith(OUTPUT_SUFFIXES)
 
 
 def _sample_image(root: Path, id_: str) -> Path:
@@ -59,7 +67,8 @@ def gather_images(inputs: Sequence[str | Path], ids: Sequence[str] | None = None
             samples = _dsb_samples(p)
             if not samples and (p / "stage1_train").is_dir():
                 samples = _dsb_samples(p / "stage1_train")
-            files = samples or sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            files = samples or sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                                      and not is_own_output(f))
             out += [(f, f.stem) for f in files]
         else:
             out.append((p, p.stem))
@@ -75,9 +84,16 @@ def _previous(out_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, An
         old = json.loads(f.read_text()) if f.is_file() else None
     except (OSError, ValueError):
         old = None
-    if not isinstance(old, dict) or old.get("settings") != settings:
+    if not isinstance(old, dict) or stable_settings(old.get("settings") or {}) != stable_settings(settings):
         return None
     return {r["stem"]: r for r in old.get("images", [])}
+
+
+def stable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that decide the outputs: the runtime's thread counts do not."""
+    runtime = dict(settings.get("runtime") or {})
+    runtime["options"] = {k: v for k, v in (runtime.get("options") or {}).items() if "thread" not in k}
+    return {**settings, "runtime": runtime}
 
 
 def _counts_csv(records: list[dict[str, Any]]) -> str:
@@ -91,17 +107,19 @@ def _counts_csv(records: list[dict[str, Any]]) -> str:
 
 def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Runtime,
                   options: PredictOptions | None = None, ids: Sequence[str] | None = None,
-                  progress: bool = True, executor: Any = None) -> dict[str, Any]:
+                  progress: bool = True, executor: Any = None, overwrite: bool = False,
+                  resume: bool = True) -> dict[str, Any]:
     """Predict every image on the driver; a bad file is recorded as a failure and the run goes on. Images whose
     outputs are all present from a run with the same settings are skipped. Writes OUT/predict_summary.json and
-    OUT/counts.csv. `executor` (default: this process) decides where the images run (core.executors)."""
-    from unetpp.core.driver import DriverSettings
-    from unetpp.core.executors import LocalExecutor, run_batches
-    from unetpp.core.summary import driver_figures
-    from unetpp.predict.work import PredictItem, work_for
+    OUT/counts.csv. `executor` (default: this process) decides where the images run (core.executors). OUT is a
+    run folder (core.runfolder): other settings are refused unless `overwrite`; an input folder may not overlap
+    it."""
+    from unetpp.core.executors import LocalExecutor
+    from unetpp.core.runfolder import RunFolder, refuse_overlap
 
     options = options or PredictOptions()
-    out_dir = ensure_dir(out_dir)
+    out_dir = Path(out_dir)
+    refuse_overlap(out_dir, list(inputs))
     executor = executor or LocalExecutor()
     items = gather_images(inputs, ids)
     if not items:
@@ -111,33 +129,47 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     runtime.activate()
     try:
         settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
-        previous = _previous(out_dir, settings)
-        if previous is None:
-            write_json_atomic(out_dir / SUMMARY, {"status": "running", "settings": settings, "images": []})
-        failures: list[dict[str, str]] = []
-        seen: dict[str, Path] = {}
-        todo = []
-        for path, stem in items:
-            if stem in seen:
-                failures.append({"image": str(path), "error": expected_found(
-                    f"image {path}", "a file name (stem) not used by another input", f"{stem!r} also from "
-                    f"{seen[stem]}", "rename one of them or predict them into different folders")})
-                continue
-            seen[stem] = path
-            todo.append(PredictItem(stem, path=path))
-        work = work_for(runtime, options, out_dir, previous)
-        bar = tqdm(total=len(todo), desc="predict", unit="img",
-                   disable=not progress or len(todo) < 4 or executor.name != "local")
-        t0 = time.perf_counter()
-        try:
-            result = run_batches(todo, work, runtime if executor.name == "local" else _inactive(runtime),
-                                 DriverSettings(batch_size=options.batch, resume=previous is not None,
-                                                progress=bar.update), executor)
-        finally:
-            bar.close()
+        with RunFolder(out_dir, stable_settings(settings), overwrite=overwrite, command="predict") as folder:
+            summary = _predict(items, out_dir, runtime, options, settings, progress, executor, resume)
+            folder.finish({k: summary[k] for k in ("n_images", "n_predicted", "n_skipped", "n_failed")},
+                          failed=summary["n_failed"])
     finally:
         if owned:
             runtime.deactivate()
+    return summary
+
+
+def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, options: PredictOptions,
+             settings: dict[str, Any], progress: bool, executor: Any, resume: bool = True) -> dict[str, Any]:
+    from unetpp.core.driver import DriverSettings
+    from unetpp.core.executors import run_batches
+    from unetpp.core.summary import driver_figures
+    from unetpp.predict.work import PredictItem, work_for
+
+    previous = _previous(out_dir, settings) if resume else None
+    if previous is None:
+        write_json_atomic(out_dir / SUMMARY, {"status": "running", "settings": settings, "images": []})
+    failures: list[dict[str, str]] = []
+    seen: dict[str, Path] = {}
+    todo = []
+    for path, stem in items:
+        if stem in seen:
+            failures.append({"image": str(path), "error": expected_found(
+                f"image {path}", "a file name (stem) not used by another input", f"{stem!r} also from "
+                f"{seen[stem]}", "rename one of them or predict them into different folders")})
+            continue
+        seen[stem] = path
+        todo.append(PredictItem(stem, path=path))
+    work = work_for(runtime, options, out_dir, previous)
+    bar = tqdm(total=len(todo), desc="predict", unit="img",
+               disable=not progress or len(todo) < 4 or executor.name != "local")
+    t0 = time.perf_counter()
+    try:
+        result = run_batches(todo, work, runtime if executor.name == "local" else _inactive(runtime),
+                             DriverSettings(batch_size=options.batch, resume=previous is not None,
+                                            progress=bar.update), executor)
+    finally:
+        bar.close()
     for f in result.failures:
         failures.append({"image": f["key"], "error": f["error"]})
         if progress:
@@ -149,7 +181,8 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     n_skipped = len(result.skipped)
     figures = driver_figures(result)
     summary = {
-        "status": "complete", "n_images": len(items), "n_predicted": len(records) - n_skipped, "n_skipped": n_skipped,
+        "status": "partial" if failures else "complete", "n_images": len(items),
+        "n_predicted": len(records) - n_skipped, "n_skipped": n_skipped,
         "n_failed": len(failures), "seconds": round(time.perf_counter() - t0, 3),
         "nuclei_total": sum(int(r["nuclei"]) for r in records), "out_dir": str(out_dir),
         "settings": settings, "date": datetime.now().isoformat(timespec="seconds"),

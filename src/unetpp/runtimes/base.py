@@ -116,6 +116,24 @@ class Runtime(ABC):
                                                 f"(N, {', '.join(map(str, shape))})"))
         if self.static_batch is not None and self.static_batch < 1:
             raise ModelFileError(expected_found(f"{self.model} batch axis", "dynamic or >= 1", self.static_batch))
+        if shape[0] != 3 or shape[1] != shape[2]:
+            raise ModelFileError(expected_found(f"{self.model} input", "(N, 3, S, S): 3 channels (BGR) of a square "
+                                                "image", f"(N, {', '.join(map(str, shape))})"))
+
+    def _check_output_spec(self, shape: list[Any]) -> None:
+        """The model's declared output (N, C, H, W; None or a name where dynamic): rank 4 and, where both are
+        static, the input's spatial size (unetpp writes one map per input pixel). Called by _activate."""
+        h, w = self.input_shape[1:]
+        if len(shape) != 4:
+            raise ModelFileError(expected_found(f"{self.model} output", f"rank 4 (N, C, {h}, {w})", list(shape)))
+        spatial = [d for d in shape[2:] if isinstance(d, int)]
+        if len(spatial) == 2 and tuple(spatial) != (h, w):
+            raise ModelFileError(expected_found(
+                f"{self.model} output shape", f"(N, C, {h}, {w}) for its (N, {', '.join(map(str, self.input_shape))}) "
+                "input", f"({', '.join(str(d) if isinstance(d, int) else '?' for d in shape)})",
+                "unetpp runs segmentation models whose output has the input's size"))
+        if isinstance(shape[1], int) and shape[1] < 1:
+            raise ModelFileError(expected_found(f"{self.model} output channels", ">= 1", shape[1]))
 
     # -- facts -------------------------------------------------------------------------------------
     @property

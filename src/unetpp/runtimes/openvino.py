@@ -84,6 +84,8 @@ class OpenVinoRuntime(Runtime):
             raise ModelFileError(expected_found(f"{self.model} input", "(N, C, H, W) with fixed C, H, W", str(pshape)))
         self.input_shape = tuple(pshape[i].get_length() for i in (1, 2, 3))
         oshape = self._ov_model.outputs[-1].get_partial_shape()
+        if oshape.rank.is_static:
+            self._check_output_spec([d.get_length() if d.is_static else None for d in list(oshape)])
         if oshape.rank.is_static and oshape.rank.get_length() == 4 and oshape[1].is_static:
             self.output_channels = oshape[1].get_length()
         self.metadata = self._read_metadata()

@@ -93,11 +93,14 @@ class OrtRuntime(Runtime):
         self.static_batch = shape[0] if isinstance(shape[0], int) else None
         self.input_name, self.output_name = inputs[0].name, outputs[-1].name
         out_shape = list(outputs[-1].shape)
-        if len(out_shape) != 4:
-            raise ModelFileError(expected_found(f"{self.model} output rank", "4 (N, C, H, W)", out_shape))
+        self._check_output_spec(out_shape)
         self.output_channels = out_shape[1] if isinstance(out_shape[1], int) else None
         if isinstance(inputs[0].type, str) and inputs[0].type != "tensor(float)":
             raise ModelFileError(expected_found(f"{self.model} input type", "tensor(float)", inputs[0].type))
+        out_type = outputs[-1].type
+        if isinstance(out_type, str) and out_type not in ("tensor(float)", "tensor(float16)", "tensor(double)"):
+            raise ModelFileError(expected_found(f"{self.model} output type", "floating-point logits (tensor(float))",
+                                                out_type))
         self.metadata = from_props(sess.get_modelmeta().custom_metadata_map)
         self.active_providers = sess.get_providers()
         self._session = sess
