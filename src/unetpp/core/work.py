@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class WorkerContext:
         self.state: dict[str, Any] = {}
         self._runtime: Any = None
         self._written: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
 
     @property
     def runtime(self) -> Any:
@@ -74,7 +76,12 @@ class WorkerContext:
         return self._runtime
 
     def wrote(self, path: Path) -> None:
-        """Called after each output is in place; fires the fault hook when one is armed."""
+        """Called after each output is in place (from the driver's finish threads); fires the fault hook when one is
+        armed: the K-th write dies, and no other thread's write is counted after it."""
+        with self._lock:
+            self._wrote(path)
+
+    def _wrote(self, path: Path) -> None:
         self._written.append((str(path), path.stat().st_ino))
         fault = self.job.fault
         if fault is None or len(self._written) < fault.exit_after_writes:
