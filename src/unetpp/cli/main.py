@@ -9,7 +9,8 @@ import sys
 from unetpp.errors import UnetppError
 
 # Each module unetpp.cli.cmd_<name> defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict"]
+COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict",
+            "serve"]
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
