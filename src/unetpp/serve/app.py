@@ -216,8 +216,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         need_ready()
         return svc.card
 
-    @app.post("/v1/segment", openapi_extra=_FORM_DOC)
-    async def segment(request: Request) -> dict[str, Any]:
+    @app.post("/v1/segment", openapi_extra=_FORM_DOC, response_class=JSONResponse)
+    async def segment(request: Request) -> JSONResponse:
         """One image → nuclei count, per-nucleus table, timings, model identity (?include=labels,mask,overlay)."""
         t0 = time.perf_counter()
         authorize(request)
@@ -229,7 +229,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         stem, data = files[0]
         image, record, timings = await segment_one(stem, data, options)
         timings["total_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        return await run_in_threadpool(svc.response, stem, image, options, record, timings, include)
+        body = await run_in_threadpool(svc.response, stem, image, options, record, timings, include)
+        return await run_in_threadpool(JSONResponse, body)  # serialised off the event loop too
 
     @app.post("/v1/segment.zip", openapi_extra=_FORM_DOC, response_class=Response)
     async def segment_zip(request: Request) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,17 +68,21 @@ def sanitize_stem(filename: str | None, fallback: str = "image") -> str:
     return stem or fallback
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header alone where a cheap reader knows the format (a pixel bomb is refused
-    before it is decoded); None where it does not."""
+def _header_size(data: bytes, limits: Limits) -> tuple[int, int] | None:
+    """(width, height) from the header alone where Pillow knows the format (a pixel bomb is refused before it is
+    decoded); None where it does not (OpenCV's decode decides, and the size is checked after it)."""
     try:
         from PIL import Image
     except ImportError:
         return None
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return int(im.size[0]), int(im.size[1])
-    except Exception:  # noqa: BLE001 - not a format PIL reads; OpenCV's decode decides
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, far above ours: refuse it as well
+        raise RequestError(413, "image too large", f"at most {limits.max_pixels} pixels", str(exc)[:120]) from None
+    except Exception:  # noqa: BLE001 - not a format Pillow reads
         return None
 
 
@@ -92,7 +97,7 @@ def decode_image(data: bytes, name: str, limits: Limits) -> np.ndarray:
     what = f"file {name!r}"
     if not data:
         raise RequestError(400, f"empty upload {what}", "a PNG, TIFF or JPEG image", "0 bytes")
-    size = _header_size(data)
+    size = _header_size(data, limits)
     if size is not None:
         _check_pixels(*size, limits)
     is_jpeg = data[:3] == b"\xff\xd8\xff"
