@@ -103,3 +103,19 @@ def test_a_request_cancelled_while_queued_is_skipped(batcher: Batcher) -> None:
 
     assert asyncio.run(asyncio.wait_for(go(), 30))["nuclei"] == 1
     assert sum(rt.calls[1:]) == 2 and batcher.depth() == 0
+
+
+def test_the_stream_moves_to_a_fresh_driver_every_few_images(batcher: Batcher,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import unetpp.serve.batcher as mod
+
+    monkeypatch.setattr(mod, "RECYCLE_EVERY", 3)
+
+    async def go() -> list:
+        out = []
+        for _ in range(4):
+            out += await asyncio.gather(*(batcher.submit(_img(), PredictOptions(mode="tile")) for _ in range(2)))
+        return out
+
+    done = asyncio.run(asyncio.wait_for(go(), 30))
+    assert [rec["nuclei"] for rec, _ in done] == [1] * 8 and batcher.depth() == 0

@@ -5,6 +5,11 @@ tiles of items that arrive close together into one runtime call (a partial batch
 for `max_wait_ms`) and reports each item through `on_done`, which resolves its Future on the event loop with
 `call_soon_threadsafe`. Inference never runs on the event loop. Should the driver stop on an unexpected error, the
 items it held fail and a new driver takes the stream over: the server never dies from a request.
+
+Memory stays flat over any number of requests: the driver keeps a small record of every item it ran until its run
+ends (its DriverResult), so the stream is handed to a fresh driver every `RECYCLE_EVERY` images; the items it
+sees carry no pixels (the image stays with the request and is dropped when it is answered) and the records it
+keeps are emptied once their content went to the request.
 """
 
 from __future__ import annotations
@@ -15,22 +20,36 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from unetpp.core.driver import DriverSettings, run_pipeline
+from unetpp.errors import UnetppError
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy
 from unetpp.serve.metrics import Metrics
 
+RECYCLE_EVERY = 256  # images per driver run (bounds what a run retains); the next run takes over at once
+
 
 class ServeWork(PredictWork):
-    """predict's work with every per-image exception failing that image alone (a server answers each request)."""
+    """predict's work with every per-image exception failing that image alone (a server answers each request);
+    an item's pixels are looked up by its key when it is prepared, not carried by the item."""
 
     catch = (Exception,)
+
+    def __init__(self, *args: Any, pixels: Callable[[str], np.ndarray | None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pixels = pixels
+
+    def prepare(self, item: PredictItem) -> tuple[dict[str, Any], Iterator[np.ndarray]]:
+        image = self._pixels(item.stem)
+        if image is None:
+            raise UnetppError(f"request {item.stem} was answered before it ran")
+        return super().prepare(PredictItem(item.stem, image=image, options=item.options))
 
 
 @dataclass
@@ -38,6 +57,7 @@ class _Job:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     enqueued: float
+    image: np.ndarray | None
     started: float | None = None
 
 
@@ -75,6 +95,7 @@ class Batcher:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _thread: threading.Thread | None = None
+    _stopping: bool = False
     ready: bool = False
 
     def start(self) -> None:
@@ -101,22 +122,28 @@ class Batcher:
         """Queue one image; the Future resolves to (record, timings) or to an exception."""
         loop = asyncio.get_running_loop()
         key = f"r{next(self._ids)}"
-        job = _Job(loop.create_future(), loop, time.perf_counter())
+        job = _Job(loop.create_future(), loop, time.perf_counter(), image)
         with self._lock:
             self._jobs[key] = job
         self.metrics.queue_depth(self.depth())
-        self._inbox.put(PredictItem(key, image=image, options=options))
+        self._inbox.put(PredictItem(key, options=options))
         return job.future
 
     # -- the driver thread ---------------------------------------------------------------------
+    def _pixels(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            job = self._jobs.get(key)
+        return None if job is None else job.image
+
     def _stream(self, held: set[str], rt: _CountingRuntime) -> Iterator[PredictItem]:
-        while not rt.failed:
+        n = 0
+        while not rt.failed and n < RECYCLE_EVERY:
             try:
                 item = self._inbox.get(timeout=0.1)
             except queue.Empty:
                 continue
             if item is None:
-                self._inbox.put(None)  # let a later stream see the end too
+                self._stopping = True
                 return
             with self._lock:
                 job = self._jobs.get(item.stem)
@@ -125,6 +152,7 @@ class Batcher:
                 continue
             job.started = time.perf_counter()
             held.add(item.stem)
+            n += 1
             yield item
 
     def _run(self) -> None:
@@ -132,7 +160,7 @@ class Batcher:
         while True:
             held: set[str] = set()
             rt = _CountingRuntime(self.runtime, self.metrics)
-            work = ServeWork(opts, self.runtime.preprocess, None,
+            work = ServeWork(opts, self.runtime.preprocess, None, pixels=self._pixels,
                                first_pass_runtime=first_pass_copy(self.runtime, PredictOptions(mode="tile",
                                                                                                 scale="nuclei")),
                                outputs_meaning=self.runtime.outputs)
@@ -141,7 +169,8 @@ class Batcher:
                                       on_done=lambda item, rec, err, held=held: self._done(item, rec, err, held))
             try:
                 run_pipeline(self._stream(held, rt), work, rt, settings)
-                return  # the stream ended: the server is stopping
+                if self._stopping:
+                    return
             except BaseException as exc:  # noqa: BLE001 - fail the held items, keep serving
                 print(f"unetpp serve: the batch driver stopped ({type(exc).__name__}: {exc}); restarting it",
                       file=sys.stderr)
@@ -151,7 +180,11 @@ class Batcher:
 
     def _done(self, item: PredictItem, record: dict[str, Any] | None, error: str | None, held: set[str]) -> None:
         held.discard(item.stem)
-        self._resolve(item.stem, record, error)
+        content = None
+        if record is not None:  # the request takes the content; the driver keeps an empty record until its run ends
+            content = dict(record)
+            record.clear()
+        self._resolve(item.stem, content, error)
 
     def _resolve(self, key: str, record: dict[str, Any] | None, error: str | None, internal: bool = False) -> None:
         job = self._forget(key)
