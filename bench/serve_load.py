@@ -119,8 +119,13 @@ def drive(url: str, jobs: list[dict[str, Any]], clients: int) -> tuple[float, li
     return time.perf_counter() - t0, results
 
 
+INCLUDE = ""  # ?include= on the good requests (--include)
+
+
 def good(paths: list[Path], data: dict[Path, bytes]) -> list[dict[str, Any]]:
-    return [{"kind": "good", "files": {"file": (p.name, data[p])}, "data": {"mode": "tile"}} for p in paths]
+    path = f"/v1/segment?include={INCLUDE}" if INCLUDE else "/v1/segment"
+    return [{"kind": "good", "files": {"file": (p.name, data[p])}, "data": {"mode": "tile"}, "path": path}
+            for p in paths]
 
 
 def bad_jobs(sample: bytes) -> list[dict[str, Any]]:
@@ -162,9 +167,12 @@ def main() -> int:
     ap.add_argument("--latency-requests", type=int, default=64)
     ap.add_argument("--soak", type=int, default=2000)
     ap.add_argument("--choose", action="store_true", help="first run the batch-size x max-wait grid")
+    ap.add_argument("--include", default="", help="?include= on the good requests, e.g. labels,mask (PNGs back)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (a smoke run)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serve_load")
     args = ap.parse_args()
+    global INCLUDE
+    INCLUDE = args.include
     sys.path.insert(0, str(REPO / "src"))
     from unetpp.bench.machine import describe_machine
 
@@ -172,7 +180,8 @@ def main() -> int:
     paths = [args.data / "stage1_train" / i / "images" / f"{i}.png" for i in ids][: args.limit]
     data = {p: p.read_bytes() for p in paths}
     common = ["--threads", str(args.threads)] if args.threads else []
-    report: dict[str, Any] = {"machine": describe_machine(), "command": shlex.join([sys.executable, *sys.argv]),
+    report: dict[str, Any] = {"include": args.include, "machine": describe_machine(),
+                              "command": shlex.join([sys.executable, *sys.argv]),
                               "load_before": os.getloadavg(), "n_images": len(paths), "started": time.ctime()}
 
     if args.choose:
@@ -211,7 +220,7 @@ def main() -> int:
         report["ratio_vs_predict"] = report["server"]["images_per_s"] / report["predict"]["images_per_s"]
         print("predict", report["predict"], flush=True)
         lat = {}
-        for c in (1, 4, 16):
+        for c in (1, 4, 16) if args.latency_requests else ():
             jobs = good([paths[i % len(paths)] for i in range(args.latency_requests)], data)
             w, r = drive(srv.url, jobs, c)
             secs = [x["s"] for x in r if x["status"] == 200]
@@ -219,6 +228,8 @@ def main() -> int:
                       "images_per_s": len(r) / w}
             print("latency", c, lat[c], flush=True)
         report["latency"] = lat
+        if not args.soak:
+            return finish(report, args.out)
         bad = bad_jobs(data[paths[0]])
         soak = []
         for i in range(args.soak):
@@ -242,11 +253,15 @@ def main() -> int:
         print("soak", report["soak"], flush=True)
     finally:
         srv.stop()
+    return finish(report, args.out)
+
+
+def finish(report: dict[str, Any], out: Path) -> int:
     report["load_after"] = os.getloadavg()
     report["finished"] = time.ctime()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
-    args.out.with_suffix(".md").write_text(render(report))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
+    out.with_suffix(".md").write_text(render(report))
     print(render(report))
     return 0
 
@@ -258,7 +273,9 @@ def render(r: dict[str, Any]) -> str:
              f"(load average before {', '.join(f'{x:.2f}' for x in r['load_before'])}, after "
              f"{', '.join(f'{x:.2f}' for x in r['load_after'])}).", "", f"Command: `{r['command']}`", "",
              f"Images: the {r['n_images']} val ids, tile mode (scale auto), shipped model via ONNX Runtime, "
-             "127.0.0.1 only.", ""]
+             "127.0.0.1 only. " + (f"Good requests ask for `?include={r['include']}` (PNGs back, as predict writes "
+                                   "them)." if r.get("include") else "Responses are JSON only (no PNGs; `unetpp "
+                                   "predict` writes labels/mask PNGs and CSVs)."), ""]
     if "grid" in r:
         lines += ["## Choosing the defaults (48 images at 16 clients; 16 images at 1 client)", "",
                   "| --batch-size | --max-wait-ms | images/s at 16 clients | p50 ms at 1 client |",
@@ -277,7 +294,7 @@ def render(r: dict[str, Any]) -> str:
               f"predict's on every image: {r['counts_equal_predict']}. Statuses: {s['statuses']}.", "",
               "## Latency", "", "| clients | requests | p50 ms | p99 ms | images/s |", "|---:|---:|---:|---:|---:|"]
     lines += [f"| {c} | {v['n']} | {v['p50_ms']:.0f} | {v['p99_ms']:.0f} | {v['images_per_s']:.2f} |"
-              for c, v in r["latency"].items()]
+              for c, v in r["latency"].items()] or ["| (not run) | | | | |"]
     h = r["batch_hist_cumulative"]
     keys = [k for k in h if k != "+Inf"]
     lines += ["", "## Batch sizes of the runtime calls during the throughput run (tiles per call)", "",
@@ -286,6 +303,8 @@ def render(r: dict[str, Any]) -> str:
     for k in keys:
         lines.append(f"| {k} | {h[k] - prev} |")
         prev = h[k]
+    if "soak" not in r:
+        return "\n".join(lines + ["", "(no soak in this run)", ""])
     k = r["soak"]
     lines += ["", f"## Soak: {k['n']} requests, 16 clients, half good images, half bad kinds", "",
               f"- 5xx: **{k['n_5xx']}**; lost responses: **{k['lost']}**; server alive at the end: "
