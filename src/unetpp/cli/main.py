@@ -12,7 +12,8 @@ import sys
 from unetpp.errors import UnetppError
 
 # Each module unetpp.cli.cmd_<name> defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict"]
+COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict",
+            "serve"]
 
 # One line per command for `unetpp --help` (no imports); tests check every command has one.
 SUMMARIES = {
@@ -26,6 +27,7 @@ SUMMARIES = {
     "evaluate": "score infer's outputs (IoU, Dice) or predict's labels (mAP) against masks",
     "train": "train NestedUNet on DSB2018 with upstream's recipe",
     "bench": "sweep backends x batch sizes; report throughput and latency",
+    "serve": "a web service and web page for segmentation, batching requests together",
 }
 STARTERS = ("run", "predict", "infer")
 

@@ -1,0 +1,168 @@
+"""What the server holds (one runtime, one batcher) and how one segmented image becomes a response or ZIP entries."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import itertools
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from unetpp.errors import OutputError
+from unetpp.predict.image import PredictOptions, output_paths, write_outputs
+from unetpp.predict.instances import CSV_HEADER
+from unetpp.report.overlay import draw_overlay
+from unetpp.serve.batcher import Batcher
+from unetpp.serve.inputs import Limits
+from unetpp.serve.metrics import Metrics
+
+# The shipped checkpoint's figures (README "Results", measured 2026-11-26 on the 134 val ids).
+SHIPPED_ACCURACY = {
+    "split": "DSB2018 stage1_train, the guide's 134 val ids",
+    "guide_iou_96px": 0.8433,
+    "dice_96px": 0.9115,
+    "full_resolution_tile_auto": {"pixel_iou": 0.8160, "dice": 0.8947, "dsb2018_map": 0.4698, "ap50": 0.7152},
+    "full_resolution_resize": {"pixel_iou": 0.8117, "dice": 0.8919, "dsb2018_map": 0.4631, "ap50": 0.7118},
+    "source": "README.md, Results (bench/results/main_job_val134_cpu.md, bench/results/fullres_val134.md)",
+}
+COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei"]
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything `unetpp serve` was started with (picklable: Ray Serve replicas get a copy)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str | None = None
+    backend: str | None = None
+    threads: int | None = None
+    token: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    timeout_s: float = 60.0
+    batch_size: int = 16
+    max_wait_ms: float = 5.0
+    save_dir: str | None = None
+
+
+def png(arr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise OutputError("cannot encode a PNG")
+    return buf.tobytes()
+
+
+def nuclei_csv(rows: list[list[Any]]) -> str:
+    """The same text as `unetpp predict`'s <stem>_nuclei.csv."""
+    return "\n".join([",".join(CSV_HEADER)] + [",".join(str(v) for v in r) for r in rows]) + "\n"
+
+
+class Service:
+    """The runtime, its batcher, the model's identity and the optional --save folder."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.batcher: Batcher | None = None
+        self.identity: dict[str, Any] = {}
+        self.card: dict[str, Any] = {}
+        self._saved = itertools.count(1)
+
+    @property
+    def ready(self) -> bool:
+        return self.batcher is not None and self.batcher.ready
+
+    def start(self) -> None:
+        """Open the model (the shipped one by default), warm it, start the batch driver."""
+        from unetpp.atomic import file_sha256
+        from unetpp.model.checkpoint import shipped_checkpoint
+        from unetpp.runtimes import open_runtime, resolve_model
+
+        s = self.settings
+        if s.save_dir:
+            Path(s.save_dir).mkdir(parents=True, exist_ok=True)
+        source = Path(s.model) if s.model else shipped_checkpoint()
+        _, path = resolve_model(source, s.backend)
+        runtime = open_runtime(source, s.backend, threads=s.threads)
+        batcher = Batcher(runtime, self.metrics, s.batch_size, s.max_wait_ms)
+        batcher.start()
+        shipped = source.resolve() == shipped_checkpoint().resolve()
+        self.identity = {"name": source.stem, "file": path.name, "sha256": file_sha256(path),
+                         "source_sha256": file_sha256(source) if source != path else None,
+                         "backend": runtime.name, "backend_version": runtime.version(),
+                         "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict()}
+        self.card = {**self.identity, "shipped": shipped, "input": list(runtime.input_shape),
+                     "task": "nuclei segmentation (UNet++), instances by a distance-transform split",
+                     "accuracy": SHIPPED_ACCURACY if shipped else None,
+                     "batching": {"batch_size": s.batch_size, "max_wait_ms": s.max_wait_ms}}
+        self.batcher = batcher
+
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.stop()
+            self.batcher.runtime.deactivate()
+
+    # -- responses (run in a worker thread, never on the event loop) --------------------------------
+    def response(self, stem: str, image: np.ndarray, options: PredictOptions, record: dict[str, Any],
+                 timings: dict[str, float], include: list[str]) -> dict[str, Any]:
+        """The JSON of one segmented image; `include` adds labels/mask/overlay PNGs in base64."""
+        result = record["result"]
+        body: dict[str, Any] = {
+            "image": {"name": stem, "height": record["height"], "width": record["width"]},
+            "options": {"mode": options.mode, "scale": options.scale, "threshold": options.threshold,
+                        "min_area": options.min_area, "overlap": options.overlap},
+            "nuclei": record["nuclei"], "foreground_px": record["foreground_px"],
+            "scale": record.get("scale"), "n_tiles": record.get("n_tiles"),
+            "table": {"columns": CSV_HEADER, "rows": result["rows"]},
+            "model": self.identity, "timings": timings,
+        }
+        if include:
+            files = self.files(image, result)
+            body["png"] = {k: base64.b64encode(files[k]).decode("ascii") for k in include}
+        return body
+
+    def files(self, image: np.ndarray, result: dict[str, Any]) -> dict[str, bytes]:
+        """labels (uint16), mask (0/255), overlay PNGs: the bytes `unetpp predict` writes for the same image."""
+        labels = result["labels"]
+        if labels.max(initial=0) > np.iinfo(np.uint16).max:
+            raise OutputError("more than 65535 nuclei in one image (the labels PNG is uint16)")
+        return {"labels": png(labels.astype(np.uint16)), "mask": png(result["mask"].astype(np.uint8) * 255),
+                "overlay": png(draw_overlay(image, labels))}
+
+    def zip_bytes(self, entries: list[tuple[str, np.ndarray, dict[str, Any]]]) -> bytes:
+        """(stem, image, record) per image → a ZIP of <stem>_labels.png, _mask.png, _nuclei.csv, _overlay.png and
+        counts.csv (stems made unique)."""
+        buf = io.BytesIO()
+        counts = io.StringIO()
+        w = csv.writer(counts, lineterminator="\n")
+        w.writerow(COUNTS_HEADER)
+        used: set[str] = set()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for stem, image, record in entries:
+                name, n = stem, 1
+                while name in used:
+                    n += 1
+                    name = f"{stem}_{n}"
+                used.add(name)
+                files = self.files(image, record["result"])
+                for kind in ("labels", "mask", "overlay"):
+                    zf.writestr(f"{name}_{kind}.png", files[kind])
+                zf.writestr(f"{name}_nuclei.csv", nuclei_csv(record["result"]["rows"]))
+                w.writerow([name, record["height"], record["width"], record["mode"], record["nuclei"]])
+            zf.writestr("counts.csv", counts.getvalue())
+        return buf.getvalue()
+
+    def save(self, stem: str, image: np.ndarray, options: PredictOptions, record: dict[str, Any]) -> None:
+        """--save DIR: the image's outputs as `unetpp predict --overlays` writes them, under a unique stem."""
+        if not self.settings.save_dir:
+            return
+        unique = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(self._saved):06d}-{stem}"
+        paths = output_paths(Path(self.settings.save_dir), unique, PredictOptions(overlay=True))
+        write_outputs(record["result"], paths, image)

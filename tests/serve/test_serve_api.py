@@ -1,0 +1,190 @@
+"""`unetpp serve` as a client sees it: a real server process on 127.0.0.1 (conftest.py), every endpoint, every
+error class, the token, the limits, concurrency (batched responses equal one-at-a-time ones and `unetpp predict`)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+from serve_helpers import SRC, Server, start_server, stop_server
+
+
+def _segment(client: httpx.Client, path: Path, include: str = "labels", **fields: str) -> httpx.Response:
+    return client.post(f"/v1/segment?include={include}", files={"file": (path.name, path.read_bytes())},
+                       data=fields)
+
+
+def _without_timings(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k != "timings"}
+
+
+def _assert_refused(r: httpx.Response, status: int, *words: str) -> None:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"error", "expected", "found"}, body
+    text = json.dumps(body).lower()
+    for w in words:
+        assert w.lower() in text, (w, body)
+
+
+def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
+    assert httpx.get(server.url + "/v1/health").json() == {"status": "ok", "ready": True}
+    for method, path in (("GET", "/v1/ready"), ("GET", "/v1/model"), ("GET", "/metrics"),
+                         ("POST", "/v1/segment"), ("POST", "/v1/segment.zip")):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {server.token}"}):
+            r = httpx.request(method, server.url + path, headers=headers)
+            _assert_refused(r, 401, "token")
+            assert r.headers["www-authenticate"] == "Bearer"
+    with server.client() as c:
+        assert c.get("/v1/ready").json()["ready"] is True
+        card = c.get("/v1/model").json()
+    assert card["name"] == "nested_unet_dsb2018_96" and card["shipped"] is True and len(card["sha256"]) == 64
+    assert card["accuracy"]["guide_iou_96px"] == 0.8433 and "134 val ids" in card["accuracy"]["split"]
+    assert card["outputs"] == ["foreground"] and card["preprocessing"]["size"] == 96
+    assert httpx.get(server.url + "/").text.startswith("<!doctype html>")  # the page itself holds no data
+
+
+def test_segment_returns_nuclei_table_timings_identity_and_pngs(server: Server, images: list[Path]) -> None:
+    with server.client() as c:
+        r = _segment(c, images[0], include="labels,mask,overlay")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    labels = cv2.imdecode(np.frombuffer(base64.b64decode(body["png"]["labels"]), np.uint8), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imdecode(np.frombuffer(base64.b64decode(body["png"]["mask"]), np.uint8), cv2.IMREAD_UNCHANGED)
+    overlay = cv2.imdecode(np.frombuffer(base64.b64decode(body["png"]["overlay"]), np.uint8), cv2.IMREAD_UNCHANGED)
+    h, w = body["image"]["height"], body["image"]["width"]
+    assert labels.dtype == np.uint16 and labels.shape == mask.shape == (h, w) and overlay.shape == (h, w, 3)
+    assert body["nuclei"] == int(labels.max()) == len(body["table"]["rows"]) > 0
+    assert body["table"]["columns"][:2] == ["label", "area_px"]
+    assert body["image"]["name"] == "nuclei_0" and body["options"]["mode"] == "tile"
+    assert set(body["timings"]) == {"queue_ms", "compute_ms", "total_ms"}
+    assert body["model"]["backend"] == "onnxruntime" and len(body["model"]["sha256"]) == 64
+    saved = sorted(p.name for p in server.save_dir.iterdir())  # --save DIR: predict's files, unique stems
+    assert any(n.endswith("-nuclei_0_labels.png") for n in saved) and any(n.endswith("_nuclei.csv") for n in saved)
+
+
+def test_bad_requests_get_4xx_json_and_the_server_lives_on(server: Server, images: list[Path], tmp_path: Path) -> None:
+    png = images[0].read_bytes()
+    ok, jpg = cv2.imencode(".jpg", cv2.imread(str(images[0])))
+    cases = [
+        ({"file": ("notes.txt", b"hello, not an image")}, {}, 415, ["not an image"]),
+        ({"file": ("cut.png", png[: len(png) // 2])}, {}, 422, ["truncated or corrupt"]),
+        ({"file": ("cut.jpg", jpg.tobytes()[:-200])}, {}, 422, ["complete JPEG"]),
+        ({"file": ("empty.png", b"")}, {}, 400, ["0 bytes"]),
+        ({"image": ("a.png", png)}, {}, 400, ["`file`"]),
+        ({"file": ("a.png", png)}, {"colour": "red"}, 400, ["unknown form field", "colour"]),
+        ({"file": ("a.png", png)}, {"threshold": "abc"}, 400, ["threshold", "'abc'"]),
+        ({"file": ("a.png", png)}, {"threshold": "2"}, 400, ["threshold", "(0, 1)"]),
+        ({"file": ("a.png", png)}, {"min_area": "-1"}, 400, ["min_area"]),
+        ({"file": ("a.png", png)}, {"mode": "fast"}, 400, ["mode", "resize or tile"]),
+        ({"file": ("a.png", png)}, {"scale": "huge"}, 400, ["scale"]),
+        ({"file": ("a.png", png)}, {"overlap": "1.5"}, 400, ["overlap"]),
+    ]
+    with server.client() as c:
+        for files, data, status, words in cases:
+            _assert_refused(c.post("/v1/segment", files=files, data=data), status, *words)
+        _assert_refused(c.post("/v1/segment", data={"file": "text"}), 400)  # a text value, no upload
+        _assert_refused(c.post("/v1/segment", json={"file": "x"}), 400, "multipart/form-data")
+        _assert_refused(c.post("/v1/segment?include=probability", files={"file": ("a.png", png)}), 400, "include")
+        _assert_refused(c.post("/v1/segment?debug=1", files={"file": ("a.png", png)}), 400, "debug")
+        _assert_refused(c.post("/v1/segment", files=[("file", ("a.png", png)), ("file", ("b.png", png))]), 400,
+                        "segment.zip")
+        _assert_refused(c.post("/v1/segment.zip", files=[("file", ("a.png", png)), ("file", ("b.txt", b"x"))]), 415)
+        _assert_refused(c.get("/v1/nothing"), 404)
+        _assert_refused(c.get("/v1/segment"), 405)
+        _assert_refused(c.get("/static/../../etc/passwd"), 404)
+        assert c.get("/v1/ready").status_code == 200
+    assert server.proc.poll() is None
+
+
+def test_upload_and_pixel_limits_give_413(server: Server) -> None:
+    big = np.random.default_rng(0).integers(0, 255, 1_200_000, dtype=np.uint8).tobytes()  # over --max-upload-mb 1
+    ok, wide = cv2.imencode(".png", np.zeros((1000, 2100), np.uint8))  # 2.1 Mpx > --max-pixels 2000000, ~3 KB
+    with server.client() as c:
+        _assert_refused(c.post("/v1/segment", files={"file": ("big.png", big)}), 413, "bytes")
+        _assert_refused(c.post("/v1/segment", files={"file": ("wide.png", wide.tobytes())}), 413, "2100x1000")
+        assert c.get("/v1/ready").status_code == 200
+
+
+def test_zip_holds_each_images_files_and_the_counts(server: Server, images: list[Path]) -> None:
+    with server.client() as c:
+        one = [_segment(c, p).json() for p in images[:2]]
+        r = c.post("/v1/segment.zip", files=[("file", ("../x/" + p.name, p.read_bytes())) for p in images[:2]])
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    names = set(zf.namelist())
+    for p, body in zip(images[:2], one):
+        stem = p.stem
+        assert {f"{stem}_labels.png", f"{stem}_mask.png", f"{stem}_overlay.png", f"{stem}_nuclei.csv"} <= names
+        assert zf.read(f"{stem}_labels.png") == base64.b64decode(body["png"]["labels"])
+        assert len(zf.read(f"{stem}_nuclei.csv").decode().splitlines()) == body["nuclei"] + 1
+    counts = zf.read("counts.csv").decode().splitlines()
+    assert counts[0] == "image,height,width,mode,nuclei"
+    assert [int(line.split(",")[-1]) for line in counts[1:]] == [b["nuclei"] for b in one]
+
+
+def test_concurrent_requests_equal_sequential_ones_and_unetpp_predict(server: Server, images: list[Path],
+                                                                       tmp_path: Path) -> None:
+    def batch_calls() -> tuple[int, int]:
+        with server.client() as c:
+            text = c.get("/metrics").text
+        one = int(text.split('unetpp_batch_size_bucket{le="1"} ')[1].split()[0])
+        total = int(text.split("unetpp_batch_size_count ")[1].split()[0])
+        return one, total
+
+    with server.client() as c:
+        sequential = [_segment(c, p).json() for p in images]
+    one0, total0 = batch_calls()
+    with server.client() as c, ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(lambda p: _segment(c, p).json(), images))
+    one1, total1 = batch_calls()
+    assert [_without_timings(b) for b in concurrent] == [_without_timings(b) for b in sequential]
+    assert total1 - total0 < len(images) or one1 - one0 < total1 - total0, "no call batched tiles of two requests"
+    out = tmp_path / "predict"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    subprocess.run([sys.executable, "-m", "unetpp", "predict", *map(str, images), "-o", str(out), "--mode", "tile",
+                    "--threads", "2", "--no-progress"], check=True, env=env, capture_output=True)
+    for p, body in zip(images, sequential):
+        assert (out / f"{p.stem}_labels.png").read_bytes() == base64.b64decode(body["png"]["labels"]), p.name
+        assert len((out / f"{p.stem}_nuclei.csv").read_text().splitlines()) == body["nuclei"] + 1
+
+
+def test_metrics_are_prometheus_text(server: Server) -> None:
+    with server.client() as c:
+        r = c.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    for name in ("unetpp_requests_total{", "unetpp_errors_total{", "unetpp_request_seconds_bucket{",
+                 "unetpp_batch_size_bucket{", "unetpp_queue_depth ", "# TYPE unetpp_request_seconds histogram"):
+        assert name in r.text, name
+
+
+def test_timeout_gives_504_and_nothing_is_written(images: list[Path], tmp_path: Path) -> None:
+    """No token (open), a tiny --timeout-s, no --save: a request gets 504; requests write nothing in the working
+    folder or TMPDIR (onnxruntime itself leaves a `.ses` file in TMPDIR when imported, at start-up)."""
+    cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    tmp.mkdir()
+    srv = start_server(["--timeout-s", "0.001", "--threads", "1"], tmp_path / "serve.log", cwd=cwd,
+                       env={"TMPDIR": str(tmp)})
+    before = sorted(cwd.iterdir()) + sorted(tmp.iterdir())
+    try:
+        assert httpx.get(srv.url + "/v1/model").status_code == 200  # no --token: open
+        r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.png", images[0].read_bytes())}, timeout=60)
+        _assert_refused(r, 504, "timed out")
+        r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.txt", b"x" * 5000)}, timeout=60)
+        _assert_refused(r, 415)
+        assert httpx.get(srv.url + "/v1/health").status_code == 200 and srv.proc.poll() is None
+    finally:
+        stop_server(srv)
+    assert sorted(cwd.iterdir()) + sorted(tmp.iterdir()) == before
+    assert [p.name for p in before] in ([], [".ses"])
