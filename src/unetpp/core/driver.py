@@ -193,6 +193,8 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
     inbox: queue.Queue = queue.Queue()
     post: queue.Queue = queue.Queue(maxsize=4 * settings.prefetch_batches + 8)
     tasks: list[_Task] = []
+    # A stream (a server) hands each item to on_done and keeps nothing: memory stays flat however long it runs.
+    retain = settings.on_done is None
     futures: dict[int, Future] = {}
     errors: list[BaseException] = []
     fatal_lock = threading.Lock()
@@ -208,7 +210,8 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                 if stop.is_set():
                     break
                 task = _Task(index, item)
-                tasks.append(task)
+                if retain:
+                    tasks.append(task)
                 try:
                     task.state, chunks = work.prepare(task.item)
                     for chunk in chunks:
@@ -267,7 +270,9 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                     task.failed = task.failed or payload
                 elif kind == "end" and task.failed is None:
                     finishing.acquire()
-                    futures[task.index] = pool.submit(finish, task)
+                    fut = pool.submit(finish, task)  # a write error stops the run through fatal() either way
+                    if retain:
+                        futures[task.index] = fut
                     continue
                 if kind in ("fail", "end") and task.failed is not None:
                     task.state = None
