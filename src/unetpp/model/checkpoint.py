@@ -11,20 +11,10 @@ from unetpp.atomic import atomic_path, file_sha256  # noqa: F401 - file_sha256 r
 from unetpp.config import ModelConfig, PreprocessConfig
 from unetpp.errors import CheckpointError, InputError, expected_found
 from unetpp.model.network import NestedUNet, build_model
+from unetpp.model.resolve import shipped_checkpoint  # noqa: F401 - re-exported (its torch-free home)
 
 FORMAT = "unetpp-checkpoint"
 FORMAT_VERSION = 1
-SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "nested_unet_dsb2018_96.pt"
-
-
-def shipped_checkpoint() -> Path:
-    """The checkpoint packaged with unetpp; a clear error where this copy has none."""
-    if not SHIPPED.is_file():
-        raise InputError(
-            f"no checkpoint given and the shipped one is missing: expected {SHIPPED}, found nothing. "
-            "Pass a checkpoint path (an upstream model.pth or a unetpp .pt)."
-        )
-    return SHIPPED
 
 
 def _read_config_yml(path: Path) -> dict[str, Any]:

@@ -6,7 +6,20 @@ import json
 import os
 from pathlib import Path
 
+from unetpp.errors import InputError
+
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
+SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "nested_unet_dsb2018_96.pt"
+
+
+def shipped_checkpoint() -> Path:
+    """The checkpoint packaged with unetpp; a clear error where this copy has none."""
+    if not SHIPPED.is_file():
+        raise InputError(
+            f"no checkpoint given and the shipped one is missing: expected {SHIPPED}, found nothing. "
+            "Pass a checkpoint path (an upstream model.pth or a unetpp .pt)."
+        )
+    return SHIPPED
 
 
 def cache_dir() -> Path:
@@ -25,11 +38,10 @@ def is_checkpoint(path: str | Path) -> bool:
 def onnx_for_checkpoint(checkpoint: Path) -> Path:
     """The checkpoint's ONNX export (guide settings), cached by the checkpoint's SHA-256 (as `unetpp run` checks)."""
     from unetpp.atomic import file_sha256
-    from unetpp.model.export import export_onnx, parity_path
 
     sha = file_sha256(checkpoint)
     out = cache_dir() / "onnx" / f"{checkpoint.stem}-{sha[:16]}.onnx"
-    report = parity_path(out)
+    report = Path(str(out) + ".parity.json")  # model.export.parity_path, without importing torch
     if out.is_file() and report.is_file():
         try:
             rep = json.loads(report.read_text())
@@ -37,5 +49,7 @@ def onnx_for_checkpoint(checkpoint: Path) -> Path:
                 return out
         except (OSError, ValueError):
             pass
+    from unetpp.model.export import export_onnx  # torch: only when the cache misses
+
     export_onnx(checkpoint, out)
     return out
