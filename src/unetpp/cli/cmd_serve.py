@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
+from unetpp.cli.options import count
 from unetpp.runtimes import known_runtimes
 
 if TYPE_CHECKING:
@@ -19,21 +20,24 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "close together share runtime calls (dynamic batching). Nothing is written to disk unless --save.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
-    p.add_argument("--model", help=".pt/.pth checkpoint, .onnx or .xml (default: the shipped checkpoint)")
+    p.add_argument("--model", help=".pt/.pth checkpoint, .onnx, .xml or a bioimage.io package (default: the shipped "
+                   "checkpoint)")
     p.add_argument("--backend", choices=known_runtimes(), default=None, help="default: onnxruntime")
-    p.add_argument("--threads", type=int, default=None, help="runtime intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=count(1), default=None, help="runtime intra-op threads (default: all cores)")
     p.add_argument("--token", default=None,
                    help="require `Authorization: Bearer TOKEN` on every endpoint but /v1/health "
                    "(default: $UNETPP_TOKEN; none: open)")
     p.add_argument("--max-upload-mb", type=float, default=32.0, help="largest request body (default 32)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (default 40000000)")
     p.add_argument("--timeout-s", type=float, default=60.0, help="per-request limit → 504 (default 60)")
-    p.add_argument("--batch-size", type=int, default=16, help="tiles per runtime call, across requests (default 16)")
+    p.add_argument("--batch-size", type=count(1), default=16,
+                   help="tiles per runtime call, across requests (default 16)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="run a partial batch once nothing arrived for this long (default 5)")
     p.add_argument("--save", metavar="DIR", default=None, help="also write each image's outputs into DIR")
     g = p.add_argument_group("Ray Serve (--engine ray; pip install 'unetpp[ray]')")
-    g.add_argument("--engine", choices=("local", "ray"), default="local")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: a Ray Serve deployment of the same app")
     g.add_argument("--address", default=None, help="Ray cluster: auto or HOST:6379 (default: start a local Ray)")
     g.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (default 1)")
     g.add_argument("--num-cpus-per-replica", type=float, default=1.0, help="CPUs per replica (default 1)")
