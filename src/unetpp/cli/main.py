@@ -8,8 +8,9 @@ import sys
 
 from unetpp.errors import UnetppError
 
-# Each module unetpp.cli.cmd_<name> defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict"]
+# Each module unetpp.cli.cmd_<name> ('-' read as '_') defines add_parser(subparsers) and run(args) -> int.
+COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict",
+            "train-instance"]
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -19,9 +20,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in [only] if only in COMMANDS else COMMANDS:
         try:
-            module = importlib.import_module(f"unetpp.cli.cmd_{name}")
+            module = importlib.import_module(f"unetpp.cli.cmd_{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"unetpp.cli.cmd_{name}":
+            if exc.name == f"unetpp.cli.cmd_{name.replace('-', '_')}":
                 continue
             raise
         p = module.add_parser(sub)
