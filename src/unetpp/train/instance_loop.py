@@ -41,6 +41,10 @@ from unetpp.train.state import load_state, restore_rng, save_state
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_loss_fg", "train_loss_border", "heldout_loss", "heldout_fg_iou",
                "heldout_border_iou", "heldout_ap50", "heldout_map", "train_time_s", "eval_time_s", "epoch_time_s")
 SELECT_ON = "heldout_map"
+# The post-processing behind the held-out AP/mAP logged during training, fixed here (not SeedParams' defaults, which
+# are tuned afterwards) so that the selection rule and a run's resumability do not move with that tuning.
+SELECTION_SEEDS = SeedParams(t_fg=0.5, t_border=0.5, min_seed_area=4, min_area=8, flood="border",
+                             keep_unseeded=True, fill_holes=True)
 CACHE_NAME = "instances_cache.npz"
 
 
@@ -117,7 +121,7 @@ def train_instance(
     t_start = time.monotonic()
     command = command if command is not None else " ".join(sys.argv)
     dev = resolve_device(device)
-    border, seeds = BorderParams.from_dict(cfg.border), seed_params or SeedParams()
+    border, seeds = BorderParams.from_dict(cfg.border), seed_params or SELECTION_SEEDS
     modality = (modality or ModalityParams()) if cfg.augment else None
     out = ensure_dir(out)
     last_path, best_path, latest_path, log_path = out / "last.pt", out / "best.pt", out / "latest.pt", out / "log.csv"
