@@ -37,6 +37,7 @@ from unetpp.train.instance_targets import OUTPUTS, BorderParams
 from unetpp.train.loop import _check_resumable, resolve_device
 from unetpp.train.modality_augment import ModalityParams
 from unetpp.train.state import load_state, restore_rng, save_state
+from unetpp.train.validate import recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_loss_fg", "train_loss_border", "heldout_loss", "heldout_fg_iou",
                "heldout_border_iou", "heldout_ap50", "heldout_map", "train_time_s", "eval_time_s", "epoch_time_s")
@@ -46,6 +47,7 @@ SELECT_ON = "heldout_map"
 SELECTION_SEEDS = SeedParams(t_fg=0.5, t_border=0.5, min_seed_area=4, min_area=8, flood="border",
                              keep_unseeded=True, fill_holes=True)
 CACHE_NAME = "instances_cache.npz"
+RECAL_EPOCH = 1_000_000  # the (never trained) epoch key of the fixed, un-augmented BatchNorm recalibration crops
 
 
 def split_holdout(train_ids: Sequence[str], holdout: int) -> tuple[list[str], list[str]]:
@@ -155,6 +157,10 @@ def train_instance(
     meta_base = {"init_source": _init_source(cfg.init)}
 
     dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, modality, pre)
+    recal_x = None
+    if cfg.bn_recalibrate:
+        plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
+        recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(cfg.bn_recalibrate)])
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=0)
     stopped_early = False
@@ -166,6 +172,8 @@ def train_instance(
                                              f"epoch {epoch + 1}/{cfg.epochs}", progress)
         scheduler.step()
         t1 = time.monotonic()
+        if recal_x is not None:
+            recalibrate_bn(model, recal_x, cfg.batch_size, dev)
         metrics = evaluate_heldout(model, criterion, views, cfg.batch_size, dev, seeds)
         t2 = time.monotonic()
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_loss_fg": loss_fg, "train_loss_border": loss_b,
