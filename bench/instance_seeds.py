@@ -29,8 +29,10 @@ from unetpp.io import write_json_atomic
 from unetpp.model.checkpoint import load_checkpoint
 from unetpp.segment.instances import label_nuclei
 from unetpp.segment.seeds import SeedParams, labels_from_body_border
-from unetpp.train.instance_data import image_scale
-from unetpp.train.instance_targets import median_nucleus_area
+from unetpp.train.instance_data import InstanceCropDataset, build_instance_data, image_scale
+from unetpp.train.instance_loop import RECAL_EPOCH
+from unetpp.train.instance_targets import BorderParams, median_nucleus_area
+from unetpp.train.validate import recalibrate_bn
 
 ROOT = Path("data/dsb2018")
 
@@ -112,6 +114,20 @@ def search(items: list[dict]) -> dict:
     return {"best": best.to_dict(), "best_map": best_map, "tried": tried}
 
 
+def recalibrate(ck, n: int, cache: Path) -> None:
+    """Re-estimate the model's BatchNorm statistics over n fixed un-augmented crops of the fit (non-held-out) ids."""
+    train_ids = (ROOT / "train_ids.txt").read_text().split()
+    held = set(ck.meta["heldout_ids"])
+    data = build_instance_data(ROOT / "stage1_train", train_ids, float(ck.meta["scale"]["target_area"]),
+                               BorderParams.from_dict(ck.meta["border_params"]), cache=cache, progress=False)
+    fit = data.subset([k for k, i in enumerate(train_ids) if i not in held])
+    ds = InstanceCropDataset(fit, int(ck.meta["train_config"]["seed"]), int(ck.meta["crop"]), (0.8, 1.25), None,
+                             ck.preprocess)
+    x = torch.stack([ds[(RECAL_EPOCH, i % len(ds))][0] for i in range(n)])
+    recalibrate_bn(ck.model, x, 16, torch.device("cpu"))
+    ck.model.eval()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mode", choices=("search", "report"), help="search parameters, or report one setting")
@@ -121,9 +137,15 @@ def main() -> None:
     ap.add_argument("--scale", choices=("gt", "estimate"), default="gt", help="how the image scale is set")
     ap.add_argument("--params", default="{}", help="JSON SeedParams overrides for report / the first pass")
     ap.add_argument("--limit", type=int, default=None, help="only the first N ids")
+    ap.add_argument("--bn-recalibrate", type=int, default=0, metavar="N",
+                    help="first re-estimate BatchNorm statistics over N fixed crops of the fit ids (needs --cache)")
+    ap.add_argument("--cache", type=Path, default=Path("/work/instance_run/instances_cache.npz"),
+                    help="the training run's instances_cache.npz")
     ap.add_argument("--out", type=Path, required=True, help="JSON result file")
     args = ap.parse_args()
     ck = load_checkpoint(args.ckpt)
+    if args.bn_recalibrate:
+        recalibrate(ck, args.bn_recalibrate, args.cache)
     if args.mode == "search" and args.ids != "heldout":
         raise SystemExit("search runs on held-out train ids only")
     ids = ck.meta["heldout_ids"] if args.ids == "heldout" else (ROOT / "val_ids.txt").read_text().split()
@@ -133,6 +155,7 @@ def main() -> None:
     items = [image_probs(ck, i, args.scale, params) for i in ids]
     t1 = time.monotonic()
     result = {"ckpt": str(args.ckpt), "ckpt_epoch": ck.meta.get("epoch"), "ids": args.ids, "n": len(ids),
+              "bn_recalibrate": args.bn_recalibrate,
               "scale": args.scale, "predict_s": round(t1 - t0, 1),
               "scales": {"min": min(i["scale"] for i in items), "median": float(np.median([i["scale"] for i in items])),
                          "max": max(i["scale"] for i in items)},

@@ -48,9 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"side of the centre crop scored per held-out image (default {_D.view_size})")
     p.add_argument("--init", default=_D.init,
                    help="1-output checkpoint to start from: 'shipped' (default), a path, or 'none' (random)")
-    p.add_argument("--bn-recalibrate", type=int, default=None, metavar="N",
+    p.add_argument("--bn-recalibrate", type=int, default=0, metavar="N",
                    help="before each held-out evaluation, re-estimate BatchNorm statistics over N fixed un-augmented "
-                   "training crops (the eval-mode scores swing while the rate is high; off by default)")
+                   "training crops (eval-mode scores swing while the rate is high; 0 = off, the default; may change "
+                   "on --resume: it does not change the weights' trajectory)")
     p.add_argument("--no-augment", action="store_true", help="no geometric or modality augmentation")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
@@ -86,11 +87,10 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, seed=args.seed, crop=args.crop, target_area=args.target_area,
         jitter=(float(args.jitter[0]), float(args.jitter[1])), border_weight=args.border_weight,
         augment=not args.no_augment, holdout=holdout, view_size=args.view_size, init=args.init,
-        bn_recalibrate=args.bn_recalibrate,
     )
     result = train_instance(cfg, find_stage1_train(root), args.out, train_ids, device=args.device,
                             resume=args.resume, time_limit_s=args.time_limit, progress=not args.no_progress,
-                            command="unetpp " + " ".join(sys.argv[1:]))
+                            command="unetpp " + " ".join(sys.argv[1:]), bn_recalibrate=args.bn_recalibrate)
     state = "stopped at the time limit" if result["stopped_early"] else "done"
     best = result["best_heldout_map"]
     tail = (f"best epoch {result['best_epoch']} (held-out mAP {best:.4f}) -> {args.out / 'best.pt'}"

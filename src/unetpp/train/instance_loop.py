@@ -40,7 +40,8 @@ from unetpp.train.state import load_state, restore_rng, save_state
 from unetpp.train.validate import recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_loss_fg", "train_loss_border", "heldout_loss", "heldout_fg_iou",
-               "heldout_border_iou", "heldout_ap50", "heldout_map", "train_time_s", "eval_time_s", "epoch_time_s")
+               "heldout_border_iou", "heldout_ap50", "heldout_map", "bn_recalibrated", "train_time_s", "eval_time_s",
+               "epoch_time_s")
 SELECT_ON = "heldout_map"
 # The post-processing behind the held-out AP/mAP logged during training, fixed here (not SeedParams' defaults, which
 # are tuned afterwards) so that the selection rule and a run's resumability do not move with that tuning.
@@ -64,7 +65,7 @@ def write_log(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row[k] for k in LOG_COLUMNS})
+        writer.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
     write_text_atomic(path, buf.getvalue())
 
 
@@ -114,11 +115,15 @@ def train_instance(
     cfg: InstanceTrainConfig, stage1_train: Path, out: Path, train_ids: Sequence[str], device: str = "cpu",
     resume: bool = False, time_limit_s: float | None = None, progress: bool = True, command: str | None = None,
     seed_params: SeedParams | None = None, modality: ModalityParams | None = None, verbose: bool = True,
+    bn_recalibrate: int = 0,
 ) -> dict[str, Any]:
     """Train; writes out/log.csv, out/best.pt (best held-out mAP), out/latest.pt (each epoch) and out/last.pt.
 
     Randomness derives from (seed, epoch, index) as in unetpp.train.loop, so a resumed run ends in the state of
-    an uninterrupted one (bitwise on the CPU).
+    an uninterrupted one (bitwise on the CPU). `bn_recalibrate` = N > 0 re-estimates the BatchNorm statistics over
+    N fixed un-augmented fit crops before each evaluation (saved checkpoints carry them). Train-mode BatchNorm never
+    reads its running statistics, so this changes the evaluation and the selection, not the weights' trajectory:
+    it is not part of the run's identity and may differ on --resume.
     """
     t_start = time.monotonic()
     command = command if command is not None else " ".join(sys.argv)
@@ -158,9 +163,11 @@ def train_instance(
 
     dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, modality, pre)
     recal_x = None
-    if cfg.bn_recalibrate:
+    if bn_recalibrate < 0:
+        raise InputError(expected_found("BatchNorm recalibration crops", "0 (off) or more", bn_recalibrate))
+    if bn_recalibrate:
         plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
-        recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(cfg.bn_recalibrate)])
+        recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(bn_recalibrate)])
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=0)
     stopped_early = False
@@ -177,7 +184,8 @@ def train_instance(
         metrics = evaluate_heldout(model, criterion, views, cfg.batch_size, dev, seeds)
         t2 = time.monotonic()
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_loss_fg": loss_fg, "train_loss_border": loss_b,
-               **metrics, "train_time_s": round(t1 - t0, 3), "eval_time_s": round(t2 - t1, 3)}
+               **metrics, "bn_recalibrated": bn_recalibrate, "train_time_s": round(t1 - t0, 3),
+               "eval_time_s": round(t2 - t1, 3)}
         meta = {**checkpoint_meta(cfg, border, seeds, {**row, "epoch_time_s": 0}, fit_ids, held_ids, command),
                 **meta_base}
         save_checkpoint(latest_path, model, pre, meta=meta)

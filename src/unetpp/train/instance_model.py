@@ -38,7 +38,6 @@ class InstanceTrainConfig:
     view_size: int = 160
     init: str = "shipped"
     border: dict[str, Any] = field(default_factory=dict)
-    bn_recalibrate: int | None = None  # re-estimate BatchNorm statistics over N fixed crops before each evaluation
 
     def __post_init__(self) -> None:
         checks = [
@@ -51,8 +50,6 @@ class InstanceTrainConfig:
             ("jitter", 0 < self.jitter[0] <= self.jitter[1], "0 < low <= high", self.jitter),
             ("border_weight", self.border_weight >= 0, "a weight >= 0", self.border_weight),
             ("holdout", self.holdout >= 1, "at least 1 held-out train id", self.holdout),
-            ("bn_recalibrate", self.bn_recalibrate is None or self.bn_recalibrate >= 1, "None or at least 1 crop",
-             self.bn_recalibrate),
         ]
         for what, ok, expected, found in checks:
             if not ok:
