@@ -141,6 +141,8 @@ def main() -> None:
                     help="first re-estimate BatchNorm statistics over N fixed crops of the fit ids (needs --cache)")
     ap.add_argument("--cache", type=Path, default=Path("/work/instance_run/instances_cache.npz"),
                     help="the training run's instances_cache.npz")
+    ap.add_argument("--probs-cache", type=Path, default=None,
+                    help="an .npz of the predicted probabilities: written on the first run, read on the next ones")
     ap.add_argument("--out", type=Path, required=True, help="JSON result file")
     args = ap.parse_args()
     ck = load_checkpoint(args.ckpt)
@@ -152,7 +154,20 @@ def main() -> None:
     ids = ids[: args.limit] if args.limit else ids
     params = SeedParams.from_dict(json.loads(args.params))
     t0 = time.monotonic()
-    items = [image_probs(ck, i, args.scale, params) for i in ids]
+    cached = {}
+    if args.probs_cache and args.probs_cache.is_file():
+        z = np.load(args.probs_cache)
+        cached = {k: z[k] for k in z.files}
+    items = []
+    for i in ids:
+        if f"probs_{i}" in cached:
+            gt = load_gt_instances(ROOT / "stage1_train", i).astype(np.int32)
+            items.append({"id": i, "scale": float(cached[f"scale_{i}"]), "probs": cached[f"probs_{i}"], "gt": gt})
+        else:
+            items.append(image_probs(ck, i, args.scale, params))
+    if args.probs_cache and not cached:
+        np.savez(args.probs_cache, **{f"probs_{it['id']}": it["probs"] for it in items},
+                 **{f"scale_{it['id']}": np.float64(it["scale"]) for it in items})
     t1 = time.monotonic()
     result = {"ckpt": str(args.ckpt), "ckpt_epoch": ck.meta.get("epoch"), "ids": args.ids, "n": len(ids),
               "bn_recalibrate": args.bn_recalibrate,
