@@ -11,15 +11,6 @@ from unetpp.segment.seeds import SeedParams, labels_from_body_border
 from unetpp.train.instance_data import HeldOutViews
 
 
-@torch.no_grad()
-def predict_views(model: nn.Module, views: HeldOutViews, batch_size: int, device: torch.device) -> np.ndarray:
-    """Sigmoid probabilities (N, 2, S, S) of the views, eval mode."""
-    model.eval()
-    outs = [torch.sigmoid(model(views.x[s:s + batch_size].to(device)).float()).cpu()
-            for s in range(0, views.x.shape[0], batch_size)]
-    return torch.cat(outs).numpy()
-
-
 def _pooled_iou(pred: np.ndarray, gt: np.ndarray) -> float:
     inter, union = int((pred & gt).sum()), int((pred | gt).sum())
     return 1.0 if union == 0 else inter / union
