@@ -85,8 +85,12 @@ def score(items: list[dict], params: SeedParams | None, split: str = "seeds") ->
             "n_true": int(sum(s.n_true for s in scores)), "n_images": len(scores)}
 
 
+def _around(v: float, step: float = 0.05) -> list[float]:
+    return [round(min(max(v + k * step, 0.05), 0.95), 2) for k in (-1, 0, 1)]
+
+
 def search(items: list[dict]) -> dict:
-    """Coordinate search: thresholds x flood first, then the area limits, then the thresholds again."""
+    """Coordinate search: thresholds x flood, then the area limits, then thresholds +-0.05, then the flags."""
     tried: list[dict] = []
 
     def run(p: SeedParams) -> float:
@@ -97,12 +101,14 @@ def search(items: list[dict]) -> dict:
     best = SeedParams()
     best_map = run(best)
     grids = [
-        {"t_fg": [0.4, 0.5, 0.6], "t_border": [0.3, 0.4, 0.5, 0.6, 0.7], "flood": ["border", "distance"]},
-        {"min_seed_area": [1, 4, 9, 16], "min_area": [4, 8, 16, 32]},
-        {"t_fg": [0.35, 0.45, 0.5, 0.55], "t_border": [0.35, 0.45, 0.5, 0.55]},
-        {"fill_holes": [True, False], "keep_unseeded": [True, False]},
+        lambda b: {"t_fg": [0.4, 0.5, 0.6, 0.7], "t_border": [0.2, 0.3, 0.4, 0.5, 0.6],
+                   "flood": ["border", "distance"]},
+        lambda b: {"min_seed_area": [1, 4, 9, 16, 25], "min_area": [8, 16, 32, 48, 64]},
+        lambda b: {"t_fg": _around(b.t_fg), "t_border": _around(b.t_border)},
+        lambda b: {"fill_holes": [True, False], "keep_unseeded": [True, False]},
     ]
-    for grid in grids:
+    for make in grids:
+        grid = make(best)
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
             p = SeedParams(**{**best.to_dict(), **dict(zip(keys, values))})
