@@ -49,3 +49,38 @@ def _plain_cpu_kernels():
         yield
     finally:
         torch.backends.mkldnn.enabled = saved
+
+
+def write_stage1(root: Path, n: int, size: int = 48, seed: int = 0) -> list[str]:
+    """A tiny stage1_train: <id>/images/<id>.png (dark, bright discs) and <id>/masks/<k>.png, one per disc.
+
+    Discs have radius 3..5 and may touch; a later disc does not overwrite an earlier one.
+    """
+    rng = np.random.default_rng(seed)
+    ids = []
+    for k in range(n):
+        id_ = f"s{k:03d}" + "abcdef"[k % 6] * 6
+        (root / id_ / "images").mkdir(parents=True)
+        (root / id_ / "masks").mkdir()
+        taken = np.zeros((size, size), bool)
+        img = rng.integers(0, 30, (size, size, 3)).astype(np.uint8)
+        for j in range(int(rng.integers(2, 6))):
+            m = np.zeros((size, size), np.uint8)
+            c = (int(rng.integers(6, size - 6)), int(rng.integers(6, size - 6)))
+            cv2.circle(m, c, int(rng.integers(3, 6)), 255, -1)
+            m[taken] = 0
+            if not m.any():
+                continue
+            taken |= m > 0
+            img[m > 0] = (150 + 20 * j, 170, 190)
+            cv2.imwrite(str(root / id_ / "masks" / f"m{j}.png"), m)
+        cv2.imwrite(str(root / id_ / "images" / f"{id_}.png"), img)
+        ids.append(id_)
+    return ids
+
+
+@pytest.fixture
+def tiny_stage1(tmp_path: Path) -> tuple[Path, list[str]]:
+    """(stage1_train folder, 10 ids) of 48x48 samples with 2-5 disc nuclei each."""
+    root = tmp_path / "stage1_train"
+    return root, write_stage1(root, 10)

@@ -11,9 +11,9 @@ import sys
 
 from unetpp.errors import UnetppError
 
-# Each module unetpp.cli.cmd_<name> defines add_parser(subparsers) and run(args) -> int.
+# Each module unetpp.cli.cmd_<name> ('-' read as '_') defines add_parser(subparsers) and run(args) -> int.
 COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict",
-            "serve"]
+            "serve", "train-instance"]
 
 # One line per command for `unetpp --help` (no imports); tests check every command has one.
 SUMMARIES = {
@@ -28,6 +28,7 @@ SUMMARIES = {
     "train": "train NestedUNet on DSB2018 with upstream's recipe",
     "bench": "sweep backends x batch sizes; report throughput and latency",
     "serve": "a web service and web page for segmentation, batching requests together",
+    "train-instance": "train the instance model (foreground + border) on nucleus-scaled crops",
 }
 STARTERS = ("run", "predict", "infer")
 
@@ -62,9 +63,9 @@ def build_parser(only: str | None = None):  # noqa: ANN201 - argparse is importe
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in [only] if only in COMMANDS else COMMANDS:
         try:
-            module = importlib.import_module(f"unetpp.cli.cmd_{name}")
+            module = importlib.import_module(f"unetpp.cli.cmd_{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"unetpp.cli.cmd_{name}":
+            if exc.name == f"unetpp.cli.cmd_{name.replace('-', '_')}":
                 continue
             raise
         p = module.add_parser(sub)

@@ -1,0 +1,99 @@
+"""`unetpp train-instance`: the instance-aware model (foreground + border) on nucleus-normalised random crops."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from unetpp.errors import InputError, expected_found
+from unetpp.train.instance_model import InstanceTrainConfig
+
+_D = InstanceTrainConfig()
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train-instance",
+        help="train the 2-output instance model (foreground, border) on nucleus-normalised crops of train_ids",
+        description="Train NestedUNet with two outputs (0 foreground, 1 border band of each nucleus) from the "
+        "per-nucleus masks of stage1_train, initialised from the shipped 1-output checkpoint. Each image is scaled "
+        "so that its median nucleus covers --target-area pixels; training samples are random --crop crops with a "
+        "scale jitter and modality augmentation. The last --holdout train ids are held out for model selection "
+        "(val ids are never read). Writes OUT/log.csv, OUT/best.pt (best held-out mAP), OUT/latest.pt (every "
+        "epoch), OUT/last.pt (full state for --resume) and OUT/instances_cache.npz (the rescaled data).",
+    )
+    p.add_argument("--data", type=Path, default=None,
+                   help="dataset root holding stage1_train/ and train_ids.txt "
+                   "(default: $UNETPP_DATA or ./data/dsb2018)")
+    p.add_argument("--out", type=Path, required=True, help="output folder for log.csv, best.pt, latest.pt, last.pt")
+    p.add_argument("--epochs", type=int, default=_D.epochs, help=f"epochs (default {_D.epochs})")
+    p.add_argument("--batch-size", type=int, default=_D.batch_size, help=f"batch size (default {_D.batch_size})")
+    p.add_argument("--lr", type=float, default=_D.lr, help=f"initial Adam learning rate (default {_D.lr})")
+    p.add_argument("--min-lr", type=float, default=_D.min_lr, help=f"cosine floor (default {_D.min_lr})")
+    p.add_argument("--weight-decay", type=float, default=_D.weight_decay,
+                   help=f"Adam weight decay (default {_D.weight_decay})")
+    p.add_argument("--seed", type=int, default=_D.seed, help=f"seed for crops, order and augmentation ({_D.seed})")
+    p.add_argument("--crop", type=int, default=_D.crop, help=f"crop side in pixels, a multiple of 16 ({_D.crop})")
+    p.add_argument("--target-area", type=float, default=_D.target_area,
+                   help=f"median nucleus area in model-input pixels after scaling (default {_D.target_area:g})")
+    p.add_argument("--jitter", type=float, nargs=2, default=list(_D.jitter), metavar=("LO", "HI"),
+                   help=f"scale jitter range, drawn log-uniformly (default {_D.jitter[0]} {_D.jitter[1]})")
+    p.add_argument("--border-weight", type=float, default=_D.border_weight,
+                   help=f"weight of the border channel's loss (default {_D.border_weight})")
+    p.add_argument("--holdout", type=int, default=_D.holdout,
+                   help=f"hold out the last N train ids for model selection (default {_D.holdout}; with --limit at "
+                   "most a quarter of the ids)")
+    p.add_argument("--view-size", type=int, default=_D.view_size,
+                   help=f"side of the centre crop scored per held-out image (default {_D.view_size})")
+    p.add_argument("--init", default=_D.init,
+                   help="1-output checkpoint to start from: 'shipped' (default), a path, or 'none' (random)")
+    p.add_argument("--bn-recalibrate", type=int, default=0, metavar="N",
+                   help="before each held-out evaluation, re-estimate BatchNorm statistics over N fixed un-augmented "
+                   "training crops (eval-mode scores swing while the rate is high; 0 = off, the default; may change "
+                   "on --resume: it does not change the weights' trajectory)")
+    p.add_argument("--no-augment", action="store_true", help="no geometric or modality augmentation")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--resume", action="store_true", help="continue OUT/last.pt (same options required)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="stop cleanly after the epoch that crosses S seconds (state saved; --resume continues)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N train ids (smoke tests)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines are still printed)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from unetpp.data.paths import read_ids, resolve_data_dir
+    from unetpp.data.prepare import find_stage1_train
+    from unetpp.train.instance_loop import train_instance
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(expected_found("--threads", "a positive number", args.threads))
+        torch.set_num_threads(args.threads)
+    root = resolve_data_dir(args.data)
+    train_ids = read_ids(root / "train_ids.txt")
+    holdout = args.holdout
+    if args.limit is not None:
+        if args.limit < 2:
+            raise InputError(expected_found("--limit", "at least 2 train ids", args.limit))
+        train_ids = train_ids[: args.limit]
+        holdout = min(holdout, max(1, args.limit // 4))
+    cfg = InstanceTrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
+        weight_decay=args.weight_decay, seed=args.seed, crop=args.crop, target_area=args.target_area,
+        jitter=(float(args.jitter[0]), float(args.jitter[1])), border_weight=args.border_weight,
+        augment=not args.no_augment, holdout=holdout, view_size=args.view_size, init=args.init,
+    )
+    result = train_instance(cfg, find_stage1_train(root), args.out, train_ids, device=args.device,
+                            resume=args.resume, time_limit_s=args.time_limit, progress=not args.no_progress,
+                            command="unetpp " + " ".join(sys.argv[1:]), bn_recalibrate=args.bn_recalibrate)
+    state = "stopped at the time limit" if result["stopped_early"] else "done"
+    best = result["best_heldout_map"]
+    tail = (f"best epoch {result['best_epoch']} (held-out mAP {best:.4f}) -> {args.out / 'best.pt'}"
+            if best is not None else "no epoch completed")
+    print(f"{state}: {result['epochs_completed']}/{result['epochs']} epochs in {args.out}; {tail}", flush=True)
+    return 0

@@ -1,0 +1,212 @@
+"""Training the instance-aware model: random nucleus-normalised crops, seeded and resumable like train.loop.
+
+Model selection uses a held-out slice of the *train* ids (the last `holdout` of them); val ids are never read here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from unetpp.atomic import ensure_dir, file_sha256, write_text_atomic
+from unetpp.config import PreprocessConfig
+from unetpp.errors import InputError, OutputError, expected_found
+from unetpp.model.checkpoint import save_checkpoint, shipped_checkpoint
+from unetpp.predict.seeds import SeedParams
+from unetpp.train.dataset import EpochBatchSampler
+from unetpp.train.instance_data import (
+    S_MAX,
+    S_MIN,
+    SCALE_RULE,
+    InstanceCropDataset,
+    build_instance_data,
+    heldout_views,
+)
+from unetpp.train.instance_eval import evaluate_heldout
+from unetpp.train.instance_model import ChannelBCEDice, InstanceTrainConfig, init_instance_model
+from unetpp.train.instance_targets import OUTPUTS, BorderParams
+from unetpp.train.loop import _check_resumable, resolve_device
+from unetpp.train.modality_augment import ModalityParams
+from unetpp.train.state import load_state, restore_rng, save_state
+from unetpp.train.validate import recalibrate_bn
+
+LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_loss_fg", "train_loss_border", "heldout_loss", "heldout_fg_iou",
+               "heldout_border_iou", "heldout_ap50", "heldout_map", "bn_recalibrated", "train_time_s", "eval_time_s",
+               "epoch_time_s")
+SELECT_ON = "heldout_map"
+# The post-processing behind the held-out AP/mAP logged during training, fixed here (not SeedParams' defaults, which
+# are tuned afterwards) so that the selection rule and a run's resumability do not move with that tuning.
+SELECTION_SEEDS = SeedParams(t_fg=0.5, t_border=0.5, min_seed_area=4, min_area=8, flood="border",
+                             keep_unseeded=True, fill_holes=True)
+CACHE_NAME = "instances_cache.npz"
+RECAL_EPOCH = 1_000_000  # the (never trained) epoch key of the fixed, un-augmented BatchNorm recalibration crops
+
+
+def split_holdout(train_ids: Sequence[str], holdout: int) -> tuple[list[str], list[str]]:
+    """(fit ids, held-out ids): the last `holdout` train ids are held out for model selection."""
+    ids = list(train_ids)
+    if len(ids) <= holdout:
+        raise InputError(expected_found("train ids", f"more than the {holdout} held out", len(ids),
+                                        "Lower --holdout or use more train ids."))
+    return ids[:-holdout], ids[-holdout:]
+
+
+def write_log(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
+    write_text_atomic(path, buf.getvalue())
+
+
+def _init_source(init: str) -> dict[str, Any]:
+    if init == "none":
+        return {"init": "none"}
+    path = shipped_checkpoint() if init == "shipped" else Path(init)
+    return {"init": str(init), "init_sha256": file_sha256(path)}
+
+
+def checkpoint_meta(cfg: InstanceTrainConfig, border: BorderParams, seeds: SeedParams, row: dict[str, Any],
+                    fit_ids: Sequence[str], held_ids: Sequence[str], command: str) -> dict[str, Any]:
+    """What predict needs to reproduce the model's input scale and read its outputs, plus provenance."""
+    return {
+        "outputs": list(OUTPUTS), "activation": "sigmoid",
+        "scale": {"rule": SCALE_RULE.format(area=cfg.target_area), "target_area": cfg.target_area,
+                  "s_range": [S_MIN, S_MAX], "trained_jitter": list(cfg.jitter),
+                  "note": "s = sqrt(target_area / median nucleus area in original pixels); training used the "
+                          "ground-truth median, inference must estimate it"},
+        "crop": cfg.crop, "border_params": border.to_dict(), "seed_params": seeds.to_dict(),
+        "epoch": row["epoch"], **{k: row[k] for k in LOG_COLUMNS if k.startswith("heldout_")},
+        "selected_on": SELECT_ON, "train_config": cfg.to_dict(), "n_fit": len(fit_ids), "n_heldout": len(held_ids),
+        "heldout_ids": list(held_ids), "command": command,
+    }
+
+
+def _train_epoch(model: torch.nn.Module, loader: DataLoader, criterion: ChannelBCEDice,
+                 optimizer: torch.optim.Optimizer, dev: torch.device, desc: str, progress: bool) -> list[float]:
+    """One pass; returns [mean loss, mean foreground part, mean border part] weighted by batch size."""
+    model.train()
+    sums = torch.zeros(3, dtype=torch.float64)
+    seen = 0
+    for x, y in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        x, y = x.to(dev), y.to(dev)
+        fg, border = criterion.parts(model(x), y)
+        loss = fg + criterion.border_weight * border
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = x.shape[0]
+        sums += torch.tensor([loss.item(), fg.item(), border.item()], dtype=torch.float64) * n
+        seen += n
+    return (sums / max(seen, 1)).tolist()
+
+
+def train_instance(
+    cfg: InstanceTrainConfig, stage1_train: Path, out: Path, train_ids: Sequence[str], device: str = "cpu",
+    resume: bool = False, time_limit_s: float | None = None, progress: bool = True, command: str | None = None,
+    seed_params: SeedParams | None = None, modality: ModalityParams | None = None, verbose: bool = True,
+    bn_recalibrate: int = 0,
+) -> dict[str, Any]:
+    """Train; writes out/log.csv, out/best.pt (best held-out mAP), out/latest.pt (each epoch) and out/last.pt.
+
+    Randomness derives from (seed, epoch, index) as in unetpp.train.loop, so a resumed run ends in the state of
+    an uninterrupted one (bitwise on the CPU). `bn_recalibrate` = N > 0 re-estimates the BatchNorm statistics over
+    N fixed un-augmented fit crops before each evaluation (saved checkpoints carry them). Train-mode BatchNorm never
+    reads its running statistics, so this changes the evaluation and the selection, not the weights' trajectory:
+    it is not part of the run's identity and may differ on --resume.
+    """
+    t_start = time.monotonic()
+    command = command if command is not None else " ".join(sys.argv)
+    dev = resolve_device(device)
+    border, seeds = BorderParams.from_dict(cfg.border), seed_params or SELECTION_SEEDS
+    modality = (modality or ModalityParams()) if cfg.augment else None
+    out = ensure_dir(out)
+    last_path, best_path, latest_path, log_path = out / "last.pt", out / "best.pt", out / "latest.pt", out / "log.csv"
+    if not resume and last_path.exists():
+        raise OutputError(expected_found(f"output folder {out}", "no previous run", f"a run's state at {last_path}",
+                                         "Pass --resume to continue it, or choose another --out."))
+    fit_ids, held_ids = split_holdout(train_ids, cfg.holdout)
+    pre = PreprocessConfig(size=cfg.crop)
+    data = build_instance_data(stage1_train, list(train_ids), cfg.target_area, border, cache=out / CACHE_NAME,
+                               progress=progress)
+    fit = data.subset(range(len(fit_ids)))
+    views = heldout_views(data.subset(range(len(fit_ids), len(data))), cfg.view_size, pre)
+
+    model = init_instance_model(cfg.init, cfg.seed).to(dev)
+    criterion = ChannelBCEDice(cfg.border_weight)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr)
+    identity = {"train_config": cfg.to_dict(), "train_ids": fit_ids, "val_ids": held_ids,
+                "seed_params": seeds.to_dict(), "modality": modality.to_dict() if modality else None}
+    log: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, SELECT_ON: -1.0}
+    start_epoch = 0
+    if resume:
+        state = load_state(last_path)
+        _check_resumable(state, identity, last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        start_epoch, log, best = int(state["epoch"]), list(state["log"]), dict(state["best"])
+    meta_base = {"init_source": _init_source(cfg.init)}
+
+    dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, modality, pre)
+    recal_x = None
+    if bn_recalibrate < 0:
+        raise InputError(expected_found("BatchNorm recalibration crops", "0 (off) or more", bn_recalibrate))
+    if bn_recalibrate:
+        plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
+        recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(bn_recalibrate)])
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+    stopped_early = False
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.monotonic()
+        sampler.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        loss, loss_fg, loss_b = _train_epoch(model, loader, criterion, optimizer, dev,
+                                             f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        scheduler.step()
+        t1 = time.monotonic()
+        if recal_x is not None:
+            recalibrate_bn(model, recal_x, cfg.batch_size, dev)
+        metrics = evaluate_heldout(model, criterion, views, cfg.batch_size, dev, seeds)
+        t2 = time.monotonic()
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_loss_fg": loss_fg, "train_loss_border": loss_b,
+               **metrics, "bn_recalibrated": bn_recalibrate, "train_time_s": round(t1 - t0, 3),
+               "eval_time_s": round(t2 - t1, 3)}
+        meta = {**checkpoint_meta(cfg, border, seeds, {**row, "epoch_time_s": 0}, fit_ids, held_ids, command),
+                **meta_base}
+        save_checkpoint(latest_path, model, pre, meta=meta)
+        is_best = row[SELECT_ON] > best[SELECT_ON]
+        if is_best:
+            best = {"epoch": epoch + 1, **{k: v for k, v in row.items() if k.startswith("heldout_")}}
+            save_checkpoint(best_path, model, pre, meta=meta)
+        row["epoch_time_s"] = round(time.monotonic() - t0, 3)
+        log.append(row)
+        write_log(log_path, log)
+        save_state(last_path, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                   scheduler=scheduler.state_dict(), best=best, log=log, command=command, **identity)
+        if verbose:
+            print(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {loss:.4f} (fg {loss_fg:.4f}, border "
+                  f"{loss_b:.4f})  held-out fg IoU {row['heldout_fg_iou']:.4f} border IoU "
+                  f"{row['heldout_border_iou']:.4f} AP50 {row['heldout_ap50']:.4f} mAP {row['heldout_map']:.4f}"
+                  f"  {row['epoch_time_s']:.1f}s{'  *best' if is_best else ''}", flush=True)
+        if time_limit_s is not None and time.monotonic() - t_start >= time_limit_s and epoch + 1 < cfg.epochs:
+            stopped_early = True
+            break
+    return {"out": str(out), "epochs_completed": log[-1]["epoch"] if log else 0, "epochs": cfg.epochs,
+            "stopped_early": stopped_early, "best_epoch": best["epoch"],
+            "best_heldout_map": best[SELECT_ON] if best["epoch"] else None, "last": log[-1] if log else None,
+            "n_fit": len(fit_ids), "n_heldout": len(held_ids), "wall_s": round(time.monotonic() - t_start, 3)}

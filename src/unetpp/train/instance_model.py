@@ -1,0 +1,110 @@
+"""The instance-aware NestedUNet (2 outputs: foreground, border), its initialisation and its loss."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unetpp.config import ModelConfig
+from unetpp.errors import CheckpointError, UnetppError, expected_found
+from unetpp.model.checkpoint import load_checkpoint
+from unetpp.model.network import NestedUNet, build_model
+from unetpp.train.instance_targets import OUTPUTS
+
+DICE_SMOOTH = 1.0
+
+
+@dataclass(frozen=True)
+class InstanceTrainConfig:
+    """The instance recipe: crops at a nucleus-normalised scale, BCE+Dice per channel, Adam with a cosine rate."""
+
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 3e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 1e-4
+    seed: int = 41
+    crop: int = 96
+    target_area: float = 150.0
+    jitter: tuple[float, float] = (0.8, 1.25)
+    border_weight: float = 2.0
+    augment: bool = True
+    holdout: int = 64
+    view_size: int = 160
+    init: str = "shipped"
+    border: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1, "at least 1", self.epochs),
+            ("batch_size", self.batch_size >= 1, "at least 1", self.batch_size),
+            ("lr", self.lr > 0, "a positive number", self.lr),
+            ("min_lr", 0 <= self.min_lr <= self.lr, f"between 0 and lr ({self.lr})", self.min_lr),
+            ("crop", self.crop >= 16 and self.crop % 16 == 0, "a multiple of 16", self.crop),
+            ("target_area", self.target_area > 0, "a positive area in pixels", self.target_area),
+            ("jitter", 0 < self.jitter[0] <= self.jitter[1], "0 < low <= high", self.jitter),
+            ("border_weight", self.border_weight >= 0, "a weight >= 0", self.border_weight),
+            ("holdout", self.holdout >= 1, "at least 1 held-out train id", self.holdout),
+        ]
+        for what, ok, expected, found in checks:
+            if not ok:
+                raise UnetppError(expected_found(f"instance training {what}", expected, found))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["jitter"] = list(self.jitter)
+        return d
+
+
+def instance_model_config() -> ModelConfig:
+    """NestedUNet as the guide (nearest upsampling, no deep supervision) with one output per target channel."""
+    return ModelConfig(num_classes=len(OUTPUTS))
+
+
+def init_instance_model(init: str, seed: int) -> NestedUNet:
+    """A 2-output model: every weight from the 1-output checkpoint `init` ("shipped", a path, or "none" for a
+    random start); `final` channel 0 = the checkpoint's, channel 1 freshly initialised from `seed`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(instance_model_config())
+    if init == "none":
+        return model
+    src = load_checkpoint(None if init == "shipped" else Path(init))
+    if src.config.num_classes != 1 or src.config.deep_supervision:
+        raise CheckpointError(expected_found(f"initial checkpoint {src.path}", "a 1-output NestedUNet without deep "
+                                             "supervision", str(src.config)))
+    state = {k: v.clone() for k, v in src.model.state_dict().items()}
+    own = model.state_dict()
+    state["final.weight"] = torch.cat([state["final.weight"], own["final.weight"][1:]], 0)
+    state["final.bias"] = torch.cat([state["final.bias"], own["final.bias"][1:]], 0)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def batch_dice(logits: torch.Tensor, target: torch.Tensor, smooth: float = DICE_SMOOTH) -> torch.Tensor:
+    """Soft Dice of one channel pooled over the batch (crops without nuclei do not dominate)."""
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum()
+    return (2.0 * inter + smooth) / (prob.sum() + target.sum() + smooth)
+
+
+class ChannelBCEDice(nn.Module):
+    """Per channel 0.5 * BCE + (1 - batch Dice); total = foreground + border_weight * border."""
+
+    def __init__(self, border_weight: float = 2.0) -> None:
+        super().__init__()
+        self.border_weight = float(border_weight)
+
+    def parts(self, logits: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+        logits, target = logits.float(), target.float()
+        return [0.5 * F.binary_cross_entropy_with_logits(logits[:, c], target[:, c])
+                + (1.0 - batch_dice(logits[:, c], target[:, c])) for c in range(logits.shape[1])]
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        fg, border = self.parts(logits, target)
+        return fg + self.border_weight * border
