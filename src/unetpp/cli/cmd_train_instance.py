@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from unetpp.cli.options import add_output, count
 from unetpp.errors import InputError, expected_found
 from unetpp.train.instance_model import InstanceTrainConfig
 
@@ -26,9 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--data", type=Path, default=None,
                    help="dataset root holding stage1_train/ and train_ids.txt "
                    "(default: $UNETPP_DATA or ./data/dsb2018)")
-    p.add_argument("--out", type=Path, required=True, help="output folder for log.csv, best.pt, latest.pt, last.pt")
-    p.add_argument("--epochs", type=int, default=_D.epochs, help=f"epochs (default {_D.epochs})")
-    p.add_argument("--batch-size", type=int, default=_D.batch_size, help=f"batch size (default {_D.batch_size})")
+    add_output(p, "output folder for log.csv, best.pt, latest.pt, last.pt", type=Path, dest="out")
+    p.add_argument("--epochs", type=count(1), default=_D.epochs, help=f"epochs (default {_D.epochs})")
+    p.add_argument("--batch-size", type=count(1), default=_D.batch_size, help=f"batch size (default {_D.batch_size})")
     p.add_argument("--lr", type=float, default=_D.lr, help=f"initial Adam learning rate (default {_D.lr})")
     p.add_argument("--min-lr", type=float, default=_D.min_lr, help=f"cosine floor (default {_D.min_lr})")
     p.add_argument("--weight-decay", type=float, default=_D.weight_decay,
@@ -54,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "on --resume: it does not change the weights' trajectory)")
     p.add_argument("--no-augment", action="store_true", help="no geometric or modality augmentation")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--threads", type=count(1), default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt (same options required)")
     p.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="stop cleanly after the epoch that crosses S seconds (state saved; --resume continues)")
