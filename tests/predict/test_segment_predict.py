@@ -169,7 +169,7 @@ def test_predict_image_threshold_and_labels_agree(shipped_runtime):
 def test_scale_rules_by_hand():
     from unetpp.predict import scale
 
-    assert scale.parse_scale("auto") == scale.AUTO_RULE == "fit"
+    assert scale.parse_scale("auto") == "auto" and scale.AUTO_RULE == "fit"
     assert scale.parse_scale("Nuclei@40") == "nuclei@40" and scale.nuclei_target("nuclei@40") == 40.0
     assert scale.geometric_scale("fit", 520, 696) == pytest.approx(96 / 520)
     assert scale.geometric_scale("area", 256, 400) == pytest.approx(96 / 320)

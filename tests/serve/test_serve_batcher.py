@@ -1,4 +1,4 @@
-"""The batcher in-process with a fake runtime: requests share runtime calls, a runtime failure fails only the
+"""The batcher in-process with a trivial real runtime: requests share runtime calls, a runtime failure fails only the
 images it held (the driver is restarted), a request cancelled while queued is skipped."""
 
 from __future__ import annotations
@@ -9,39 +9,37 @@ import threading
 import numpy as np
 import pytest
 
-from unetpp.config import PreprocessConfig
+from unetpp.config import ModelConfig, PreprocessConfig
+from unetpp.model.metadata import build_metadata
 from unetpp.predict.image import PredictOptions
+from unetpp.runtimes.base import Runtime
 from unetpp.serve.batcher import Batcher, ItemFailed
 from unetpp.serve.metrics import Metrics
 
 
-class FakeRuntime:
-    """A 'model' whose logit is the image's mean brightness; it fails the calls `fail_on` names."""
+class GatedRuntime(Runtime):
+    """A real runtime of a trivial model (every logit 5.0) that can be held at a gate and made to fail the calls
+    `fail_on` names, as a lost device would."""
 
-    name = "fake"
-    input_shape = (3, 96, 96)
-    preprocess = PreprocessConfig(size=96)
-    outputs = ["foreground"]
+    name = "gated"
 
     def __init__(self) -> None:
+        super().__init__("gated-model")
         self.calls: list[int] = []
         self.fail_on: set[int] = set()
         self.gate = threading.Event()
         self.gate.set()
-        self.last_compute_ms = self.last_call_ms = 0.0
 
-    def activate(self) -> FakeRuntime:
-        return self
+    def _activate(self) -> None:
+        self.output_channels = 1
+        self.metadata = build_metadata(ModelConfig(), PreprocessConfig(size=96))
 
-    def deactivate(self) -> None:
-        pass
-
-    def infer_padded(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+    def _infer(self, x: np.ndarray) -> np.ndarray:
         self.gate.wait(10)
         self.calls.append(int(x.shape[0]))
         if len(self.calls) in self.fail_on:
             raise RuntimeError("device lost")
-        return np.full((x.shape[0], 1, 96, 96), 5.0, np.float32), 0
+        return np.full((x.shape[0], 1, 96, 96), 5.0, np.float32)
 
     def __getstate__(self) -> dict:
         return {}
@@ -56,7 +54,7 @@ def _img() -> np.ndarray:
 
 @pytest.fixture
 def batcher():
-    rt = FakeRuntime()
+    rt = GatedRuntime()
     b = Batcher(rt, Metrics(), batch_size=8, max_wait_ms=50)
     b.start()  # the warm-up call is call 1
     yield b

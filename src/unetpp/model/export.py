@@ -15,7 +15,7 @@ from unetpp.compare import compare_logits
 from unetpp.config import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
-from unetpp.model.metadata import build_metadata, write_onnx_metadata
+from unetpp.model.metadata import PREDICT_KEYS, build_metadata, write_onnx_metadata
 
 # ORT and PyTorch both run fp32; BN folding and a different summation order stay well below this on logits.
 PARITY_ATOL = 1e-4
@@ -111,7 +111,8 @@ def export_onnx(
             )
         proto = onnx.load(str(tmp))
         meta = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
-                              checkpoint_sha256=file_sha256(ckpt.path))
+                              checkpoint_sha256=file_sha256(ckpt.path),
+                              **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta})
         write_onnx_metadata(proto, meta)
         onnx.save(proto, str(tmp))
         try:

@@ -27,6 +27,9 @@ def default_outputs(num_classes: int) -> list[str]:
                                                                              range(2, num_classes)]][:num_classes]
 
 
+PREDICT_KEYS = ("scale", "seed_params")  # what a checkpoint's meta tells predict (the instance model's)
+
+
 def build_metadata(config: ModelConfig, preprocess: PreprocessConfig, outputs: list[str] | None = None,
                    **extra: Any) -> dict[str, Any]:
     return {"format": FORMAT, "model": config.to_dict(), "preprocess": preprocess.to_dict(),

@@ -101,20 +101,27 @@ def median_nucleus_area(prob: np.ndarray, options: PredictOptions) -> float | No
     return float(np.median(areas)) if areas.size else None
 
 
-def postprocess(prob: np.ndarray, options: PredictOptions, outputs: list[str] | None = None) -> dict[str, Any]:
+def postprocess(prob: np.ndarray, options: PredictOptions, outputs: list[str] | None = None,
+                seed_params: dict[str, Any] | None = None, scale: float | None = None) -> dict[str, Any]:
     """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table.
 
-    A model with a border channel separates touching nuclei by seeds (foreground minus border, predict/seeds.py);
-    a foreground-only model by the distance-transform split (predict/instances.py)."""
+    A model with a border channel separates touching nuclei by seeds (foreground minus border, predict/seeds.py),
+    with the parameters it was tuned with (its metadata; areas given at the model's input scale are converted to
+    the image's pixels by 1/scale^2); a foreground-only model by the distance-transform split
+    (predict/instances.py)."""
     outputs = outputs or ["foreground"]
     maps = prob if prob.ndim == 3 else prob[None]
     fg = maps[outputs.index("foreground")] if "foreground" in outputs else maps[0]
     mask = fg >= options.threshold
     if "border" in outputs and options.split:
-        from unetpp.predict.seeds import labels_from_body_border
+        from unetpp.predict.seeds import SeedParams, labels_from_body_border
 
-        labels = labels_from_body_border(fg, maps[outputs.index("border")], prob_threshold=options.threshold,
-                                         min_area=options.min_area)
+        params = dict(seed_params or {})
+        area = 1.0 / (scale * scale) if scale else 1.0
+        for key in ("min_seed_area", "min_area"):
+            if key in params:
+                params[key] = max(1, round(params[key] * area))
+        labels = labels_from_body_border(fg, maps[outputs.index("border")], SeedParams.from_dict(params))
         mask = labels > 0
     else:
         labels = label_nuclei(mask, options.min_area, options.split)

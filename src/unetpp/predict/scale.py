@@ -36,8 +36,8 @@ def parse_scale(text: str | float) -> str | float:
         value = float(text)
     else:
         t = str(text).strip().lower()
-        if t == "auto":
-            return AUTO_RULE
+        if t == "auto":  # resolved per model: its own rule (metadata) or AUTO_RULE
+            return "auto"
         if t in RULES:
             return t
         if t.startswith("nuclei@"):

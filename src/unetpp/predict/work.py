@@ -56,7 +56,8 @@ class PredictWork(BatchWork):
     def __init__(self, options: PredictOptions, cfg: PreprocessConfig, out_dir: Path | None = None,
                  previous: dict[str, dict[str, Any]] | None = None, first_pass_runtime: Any = None,
                  outputs_meaning: list[str] | None = None, normalizer: Any = None, logits: bool = True,
-                 input_shape: tuple[int, int, int] | None = None) -> None:
+                 input_shape: tuple[int, int, int] | None = None, model_meta: dict[str, Any] | None = None) -> None:
+        self.model_meta = model_meta or {}
         self.options, self.cfg, self.out_dir = options, cfg, out_dir
         self.normalizer = normalizer or functools.partial(normalize, cfg=cfg)
         self.logits = logits
@@ -125,7 +126,7 @@ class PredictWork(BatchWork):
             yield chunk
 
     def _factor(self, img: np.ndarray, opts: PredictOptions) -> tuple[float, dict[str, Any]]:
-        rule = opts.scale
+        rule = resolve_auto(opts.scale, self.model_meta)
         h, w = img.shape[:2]
         meta: dict[str, Any] = {"scale_rule": rule if isinstance(rule, str) else "fixed"}
         if isinstance(rule, float):
@@ -157,7 +158,8 @@ class PredictWork(BatchWork):
             prob = state["prob"]
         prob = _resize_maps(prob, h, w)
         opts = state["opts"]
-        result = postprocess(prob, opts, self.outputs_meaning)
+        result = postprocess(prob, opts, self.outputs_meaning, self.model_meta.get("seed_params"),
+                             state["meta"].get("scale"))
         result["meta"] = state["meta"]
         record = {"image": str(item.path) if item.path is not None else None, "stem": item.stem,
                   "height": info.height, "width": info.width, "channels": info.channels, "dtype": info.dtype,
@@ -183,16 +185,32 @@ def _resize_maps(prob: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.stack([_resize_maps(p, h, w) for p in prob])
 
 
+def resolve_auto(rule: str | float, model_meta: dict[str, Any] | None) -> str | float:
+    """`--scale auto`: the rule the model was trained for (its metadata, e.g. the instance model's nuclei@150),
+    else the guide model's choice (scale.AUTO_RULE)."""
+    if rule != "auto":
+        return rule
+    return str(((model_meta or {}).get("scale") or {}).get("rule") or scale_rules.AUTO_RULE)
+
+
 def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
     """The runtime's inactive twin for the `nuclei` rule's first pass (None when the rule does not need one)."""
-    if isinstance(options.scale, str) and options.scale.startswith("nuclei") and options.mode == "tile":
+    rule = resolve_auto(options.scale, runtime.metadata)
+    if isinstance(rule, str) and rule.startswith("nuclei") and options.mode == "tile":
         return pickle.loads(pickle.dumps(runtime))
     return None
 
 
+def work_kwargs(runtime: Any, options: PredictOptions) -> dict[str, Any]:
+    """What predict's work takes from an active runtime, as the runtime states it: preprocessing, input size,
+    output channels and kind, the model's own scale rule and post-processing parameters."""
+    return {"cfg": runtime.preprocess, "first_pass_runtime": first_pass_copy(runtime, options),
+            "outputs_meaning": runtime.outputs, "normalizer": runtime.image_normalizer(),
+            "logits": runtime.outputs_are_logits, "input_shape": tuple(runtime.input_shape),
+            "model_meta": runtime.metadata or {}}
+
+
 def work_for(runtime: Any, options: PredictOptions, out_dir: Path | None = None,
              previous: dict[str, dict[str, Any]] | None = None) -> PredictWork:
-    """The work for an active runtime: its preprocessing, input size, output channels and kind, as it states them."""
-    return PredictWork(options, runtime.preprocess, out_dir, previous, first_pass_copy(runtime, options),
-                       runtime.outputs, runtime.image_normalizer(), runtime.outputs_are_logits,
-                       tuple(runtime.input_shape))
+    """The work for an active runtime (see work_kwargs)."""
+    return PredictWork(options, out_dir=out_dir, previous=previous, **work_kwargs(runtime, options))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
-from unetpp.model.metadata import build_metadata
+from unetpp.model.metadata import PREDICT_KEYS, build_metadata
 from unetpp.runtimes.base import Runtime
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -64,7 +64,8 @@ class TorchRuntime(Runtime):
         c, s = ckpt.config.input_channels, ckpt.preprocess.size
         self.input_shape = (c, s, s)
         self.output_channels = ckpt.config.num_classes
-        self.metadata = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"))
+        self.metadata = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
+                                       **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta})
         self._torch = torch
         self._device = torch.device(device)
         self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]

@@ -29,7 +29,7 @@ import numpy as np
 from unetpp.core.driver import DriverSettings, run_pipeline
 from unetpp.errors import UnetppError
 from unetpp.predict.image import PredictOptions
-from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy
+from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy, work_kwargs
 from unetpp.serve.metrics import Metrics
 
 RECYCLE_EVERY = 256  # images per driver run (bounds what a run retains); the next run takes over at once
@@ -160,14 +160,14 @@ class Batcher:
         while True:
             held: set[str] = set()
             rt = _CountingRuntime(self.runtime, self.metrics)
-            work = ServeWork(opts, self.runtime.preprocess, None, pixels=self._pixels,
-                               first_pass_runtime=first_pass_copy(self.runtime, PredictOptions(mode="tile",
-                                                                                                scale="nuclei")),
-                               outputs_meaning=self.runtime.outputs)
             settings = DriverSettings(batch_size=self.batch_size, warmup=0, resume=False,
                                       max_wait_ms=self.max_wait_ms, finish_threads=2,
                                       on_done=lambda item, rec, err, held=held: self._done(item, rec, err, held))
             try:
+                kwargs = work_kwargs(self.runtime, opts)
+                kwargs["first_pass_runtime"] = first_pass_copy(self.runtime, PredictOptions(mode="tile",
+                                                                                            scale="nuclei"))
+                work = ServeWork(opts, pixels=self._pixels, **kwargs)
                 run_pipeline(self._stream(held, rt), work, rt, settings)
                 if self._stopping:
                     return
@@ -177,6 +177,7 @@ class Batcher:
                 self.metrics.error("driver")
                 for key in list(held):
                     self._resolve(key, None, f"internal error: {type(exc).__name__}", internal=True)
+                time.sleep(0.2)  # a fault that repeats must not spin the thread
 
     def _done(self, item: PredictItem, record: dict[str, Any] | None, error: str | None, held: set[str]) -> None:
         held.discard(item.stem)
