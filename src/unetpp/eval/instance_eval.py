@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from unetpp.atomic import write_json_atomic, write_text_atomic
-from unetpp.data.prepare import find_stage1_train
-from unetpp.data.preprocess import name_few
+from unetpp.data.prepare import find_stage1_train, sample_image_path
+from unetpp.data.preprocess import name_few, read_bgr
 from unetpp.errors import InputError, expected_found
 from unetpp.eval.instance_io import (
     LABELS_SUFFIX,
@@ -30,11 +30,12 @@ from unetpp.eval.instance_metrics import (
     mean_precision_at,
     pixel_scores,
 )
+from unetpp.eval.modality import MODALITIES, modality
 
 # Called once per image with (id, predicted labels, true labels) so a caller can draw without reading twice.
 ImageHook = Callable[[str, np.ndarray, np.ndarray], None]
 
-CSV_FIELDS = ("id", "height", "width", "n_true", "n_pred", "count_error", "pixel_iou", "dice",
+CSV_FIELDS = ("id", "modality", "height", "width", "n_true", "n_pred", "count_error", "pixel_iou", "dice",
               "ap", "ap_50", "ap_75", "tp_50", "fp_50", "fn_50")
 CONVENTIONS = {
     "ap": "per image: mean over t in 0.50..0.95 (step 0.05) of TP/(TP+FP+FN), match when IoU > t; then mean over "
@@ -93,6 +94,8 @@ def evaluate_instances(
             raise InputError(expected_found(f"prediction {id_}{LABELS_SUFFIX}", f"the image's size {true.shape}",
                                             f"size {pred.shape}"))
         row, s = score_image(id_, pred, read_pred_foreground(pred_dir, id_, pred), true)
+        image = sample_image_path(stage1_train, id_)
+        row["modality"] = modality(read_bgr(image)) if image.is_file() else None
         rows.append(row)
         scores.append(s)
         if on_image is not None:
@@ -112,8 +115,25 @@ def evaluate_instances(
         "pred_dir": str(pred_dir),
         "gt": str(stage1_train),
         "conventions": CONVENTIONS,
+        "by_modality": by_modality(rows, scores),
+        "modality_rule": "eval/modality.py: grey and mean < 100 fluorescence, grey and brighter brightfield, "
+                         "colour stained",
         "per_image": rows,
     }
+
+
+def by_modality(rows: Sequence[dict[str, Any]], scores: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """The same figures per kind of image (eval/modality.py)."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in MODALITIES:
+        sel = [i for i, r in enumerate(rows) if r.get("modality") == kind]
+        if not sel:
+            continue
+        sub_scores = [scores[i] for i in sel]
+        out[kind] = {"n_images": len(sel), "pixel_iou": sum(rows[i]["pixel_iou"] for i in sel) / len(sel),
+                     "map": dataset_score(sub_scores), "ap_50": mean_precision_at(sub_scores, 0.5),
+                     "n_true": sum(rows[i]["n_true"] for i in sel), "n_pred": sum(rows[i]["n_pred"] for i in sel)}
+    return out
 
 
 def write_instance_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
