@@ -1,4 +1,4 @@
-"""The one batch driver, with a runtime defined only in this test (tests/core/toy_runtime.py) registered with one
+"""The one batch driver, with a runtime defined only in this test (tests/toy_runtime.py) registered with one
 line: batching across items, padding only for a fixed-batch model, one bad item failing alone, resume, write
 errors, and the same runtime working through `unetpp infer`, `unetpp predict` and `unetpp bench` unchanged."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from toy_runtime import ToyRuntime, write_toy_model
 
+from toy_runtime import ToyRuntime, write_toy_model
 from unetpp.cli.main import main
 from unetpp.core.driver import BatchWork, DriverSettings
 from unetpp.core.executors import run_batches

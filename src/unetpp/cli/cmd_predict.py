@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=known_runtimes(), default=None,
                    help="the runtime (default: onnxruntime; a checkpoint is exported to ONNX once, to ~/.cache/unetpp)")
     add_backend_option(p)
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average each tile's 8 flips/rotations before the split (8x the "
+                        "compute; default off)")
     p.add_argument("--model", help=".pt/.pth checkpoint, .onnx or .xml (default: the shipped checkpoint)")
     add_batch_size(p, 16, "tiles (or resized images) per runtime call", old="--batch")
     add_threads(p)
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch_size,
                              threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
-                             save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays)
+                             save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays, tta=args.tta)
     ids = read_ids(args.ids) if args.ids else None
     backend, model = resolve_model(args.model, args.backend)
     executor = make_executor(args, chunk_size=1)

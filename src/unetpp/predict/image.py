@@ -44,6 +44,7 @@ class PredictOptions:
     split: bool = True
     save_prob: bool = False
     overlay: bool = False  # <stem>_overlay.png: predicted contours over the image, and index.html for the run
+    tta: bool = False  # test-time augmentation: the 8 flips/rotations of each tile, probabilities averaged (8x cost)
     bit16: str = "stretch"
     floor: float = DEFAULT_FLOOR
     extra: dict[str, Any] = field(default_factory=dict)

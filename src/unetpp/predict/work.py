@@ -103,7 +103,8 @@ class PredictWork(BatchWork):
         size = self.input_shape[-1]
         if opts.mode == "resize":
             state["meta"] = {"scale": None, "n_tiles": 1}
-            return state, iter([self.normalizer(cv2.resize(img, (size, size)))[None]])
+            units = iter([self.normalizer(cv2.resize(img, (size, size)))[None]])
+            return state, (with_tta(units, state) if opts.tta else units)
         factor, meta = self._factor(img, opts)
         h, w = img.shape[:2]
         sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
@@ -113,7 +114,8 @@ class PredictWork(BatchWork):
                               channels=len(self.outputs_meaning) if len(self.outputs_meaning) > 1 else None)
         meta.update(scale=round(factor, 6), n_tiles=blender.n_tiles)
         state.update(meta=meta, blender=blender, small_shape=(sh, sw))
-        return state, self._tiles(padded, blender, opts.batch)
+        units = self._tiles(padded, blender, opts.batch)
+        return state, (with_tta(units, state) if opts.tta else units)
 
     def _tiles(self, padded: np.ndarray, blender: TileBlender, step: int) -> Iterator[np.ndarray]:
         t = blender.tile
@@ -143,6 +145,13 @@ class PredictWork(BatchWork):
 
     def accept(self, state: dict[str, Any], start: int, outputs: np.ndarray) -> None:
         probs = sigmoid(outputs) if self.logits else np.asarray(outputs, np.float32)
+        if "tta" in state:
+            for tile, mean in tta_collect(state["tta"], start, probs):
+                self._deliver(state, tile, mean[None])
+            return
+        self._deliver(state, start, probs)
+
+    def _deliver(self, state: dict[str, Any], start: int, probs: np.ndarray) -> None:
         if "blender" in state:
             state["blender"].add(start, probs[:, 0] if probs.shape[1] == 1 else probs)
         else:
@@ -183,6 +192,39 @@ def _resize_maps(prob: np.ndarray, h: int, w: int) -> np.ndarray:
             return np.ascontiguousarray(prob)
         return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.stack([_resize_maps(p, h, w) for p in prob])
+
+
+TTA_VIEWS = 8  # the dihedral group of the square: 4 rotations, each also mirrored
+
+
+def _view(x: np.ndarray, v: int) -> np.ndarray:
+    """View v of (C, H, W) maps: rotate by 90 * (v % 4) degrees, then mirror left-right when v >= 4."""
+    y = np.rot90(x, v % 4, axes=(1, 2))
+    return y[:, :, ::-1] if v >= 4 else y
+
+
+def _unview(x: np.ndarray, v: int) -> np.ndarray:
+    y = x[:, :, ::-1] if v >= 4 else x
+    return np.rot90(y, -(v % 4), axes=(1, 2))
+
+
+def with_tta(chunks: Iterator[np.ndarray], state: dict[str, Any]) -> Iterator[np.ndarray]:
+    """Each unit becomes its 8 views (consecutive units); accept() averages them back (tta_collect)."""
+    state["tta"] = {}
+    for chunk in chunks:
+        yield np.ascontiguousarray(np.stack([_view(u, v) for u in chunk for v in range(TTA_VIEWS)]))
+
+
+def tta_collect(acc: dict[int, list], start: int, probs: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Fold outputs of views start.. back into their tiles; yield (tile, mean of its 8 views) once complete."""
+    for i, p in enumerate(probs, start):
+        tile, view = divmod(i, TTA_VIEWS)
+        entry = acc.setdefault(tile, [np.zeros_like(p), 0])
+        entry[0] += _unview(p, view)
+        entry[1] += 1
+        if entry[1] == TTA_VIEWS:
+            del acc[tile]
+            yield tile, entry[0] / np.float32(TTA_VIEWS)
 
 
 def resolve_auto(rule: str | float, model_meta: dict[str, Any] | None) -> str | float:
