@@ -68,7 +68,12 @@ def image_probs(ck, id_: str, scale_mode: str, params: SeedParams) -> dict:
         first = labels_from_body_border(*predict_probs(ck.model, img, ck.preprocess), params)
         s = image_scale(median_nucleus_area(first), area)
     probs = predict_probs(ck.model, resize(img, s), ck.preprocess)
-    return {"id": id_, "scale": s, "probs": probs.astype(np.float16), "gt": gt}
+    return {"id": id_, "scale": s, "probs": probs.astype(np.float16), "gt": gt, "fluo": is_fluorescence(img)}
+
+
+def is_fluorescence(img: np.ndarray) -> bool:
+    """ACCURACY.md's modality rule: three equal channels and a mean below 100 = dark-background fluorescence."""
+    return bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all() and img.mean() < 100)
 
 
 def score(items: list[dict], params: SeedParams | None, split: str = "seeds") -> dict:
@@ -168,7 +173,9 @@ def main() -> None:
     for i in ids:
         if f"probs_{i}" in cached:
             gt = load_gt_instances(ROOT / "stage1_train", i).astype(np.int32)
-            items.append({"id": i, "scale": float(cached[f"scale_{i}"]), "probs": cached[f"probs_{i}"], "gt": gt})
+            img = read_bgr(sample_image_path(ROOT / "stage1_train", i))
+            items.append({"id": i, "scale": float(cached[f"scale_{i}"]), "probs": cached[f"probs_{i}"], "gt": gt,
+                          "fluo": is_fluorescence(img)})
         else:
             items.append(image_probs(ck, i, args.scale, params))
     if args.probs_cache and not cached:
@@ -191,6 +198,11 @@ def main() -> None:
     else:
         result["params"] = params.to_dict()
         result["seeds"] = score(items, params)
+        for name, sel in (("fluorescence", True), ("other", False)):
+            sub = [it for it in items if it["fluo"] == sel]
+            if sub:
+                result[f"seeds_{name}"] = score(sub, params)
+                result[f"distance_split_on_fg_{name}"] = score(sub, params, split="distance")
     result["total_s"] = round(time.monotonic() - t0, 1)
     write_json_atomic(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "tried"}, indent=1, default=str))
