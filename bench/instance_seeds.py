@@ -1,9 +1,10 @@
 """Choose labels_from_body_border's parameters for the instance model on held-out *train* ids; report on val ids.
 
 For each image: scale so the median nucleus covers the checkpoint's target area (`--scale gt`: the true median, as
-in training; `--scale estimate`: a first pass at scale 1 with the same model and post-processing gives the median),
-predict the whole image (reflection-padded to a multiple of 16), post-process at that scale, resize the labels back
-to the original size (nearest) and score against the original per-nucleus masks (DSB2018 mAP, AP@0.5, AP@0.75).
+in training; `--scale estimate`: a first pass at scale 1 with the same model and post-processing gives the median;
+`--scale guide`: the shipped guide's resize-mode pass gives it), predict the whole image (reflection-padded to a
+multiple of 16), post-process at that scale, resize the labels back to the original size (nearest) and score
+against the original per-nucleus masks (DSB2018 mAP, AP@0.5, AP@0.75).
 
   PYTHONPATH=src python bench/instance_seeds.py search --ckpt /work/instance_run/best.pt --out bench/results/x.json
   PYTHONPATH=src python bench/instance_seeds.py report --ckpt ... --ids val --params '{"t_border": 0.4}'
@@ -57,6 +58,22 @@ def to_original(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels.astype(np.uint16), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
+_GUIDE: list = []
+
+
+@torch.no_grad()
+def guide_median_area(img: np.ndarray) -> float | None:
+    """Median nucleus area (original pixels) from the shipped guide model in resize mode: the whole image at 96x96,
+    logits > 0.5 resized back, split by the project's distance split (unetpp.segment.instances)."""
+    if not _GUIDE:
+        _GUIDE.append(load_checkpoint(None))
+    g = _GUIDE[0]
+    x = torch.from_numpy(normalize(cv2.resize(img, (g.preprocess.size, g.preprocess.size)), g.preprocess))[None]
+    logits = g.model(x)[0, 0].numpy()
+    fg = cv2.resize(logits, (img.shape[1], img.shape[0])) > g.preprocess.threshold
+    return median_nucleus_area(label_nuclei(fg))
+
+
 def image_probs(ck, id_: str, scale_mode: str, params: SeedParams) -> dict:
     """Probabilities at the model scale plus what scoring needs."""
     stage1 = ROOT / "stage1_train"
@@ -64,11 +81,18 @@ def image_probs(ck, id_: str, scale_mode: str, params: SeedParams) -> dict:
     area = float(ck.meta["scale"]["target_area"])
     if scale_mode == "gt":
         s = image_scale(median_nucleus_area(gt), area)
+    elif scale_mode == "guide":
+        s = image_scale(guide_median_area(img), area)
     else:
         first = labels_from_body_border(*predict_probs(ck.model, img, ck.preprocess), params)
         s = image_scale(median_nucleus_area(first), area)
     probs = predict_probs(ck.model, resize(img, s), ck.preprocess)
-    return {"id": id_, "scale": s, "probs": probs.astype(np.float16), "gt": gt}
+    return {"id": id_, "scale": s, "probs": probs.astype(np.float16), "gt": gt, "fluo": is_fluorescence(img)}
+
+
+def is_fluorescence(img: np.ndarray) -> bool:
+    """ACCURACY.md's modality rule: three equal channels and a mean below 100 = dark-background fluorescence."""
+    return bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all() and img.mean() < 100)
 
 
 def score(items: list[dict], params: SeedParams | None, split: str = "seeds") -> dict:
@@ -140,7 +164,9 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path, required=True, help="instance checkpoint (best.pt or latest.pt)")
     ap.add_argument("--ids", choices=("heldout", "val"), default="heldout",
                     help="held-out train ids from the checkpoint meta (search) or val ids (report only)")
-    ap.add_argument("--scale", choices=("gt", "estimate"), default="gt", help="how the image scale is set")
+    ap.add_argument("--scale", choices=("gt", "estimate", "guide"), default="gt",
+                    help="image scale from the true median nucleus area (gt), a first pass of the model at scale 1 "
+                    "(estimate), or the shipped guide's 96x96 resize-mode pass (guide)")
     ap.add_argument("--params", default="{}", help="JSON SeedParams overrides for report / the first pass")
     ap.add_argument("--limit", type=int, default=None, help="only the first N ids")
     ap.add_argument("--bn-recalibrate", type=int, default=0, metavar="N",
@@ -168,7 +194,9 @@ def main() -> None:
     for i in ids:
         if f"probs_{i}" in cached:
             gt = load_gt_instances(ROOT / "stage1_train", i).astype(np.int32)
-            items.append({"id": i, "scale": float(cached[f"scale_{i}"]), "probs": cached[f"probs_{i}"], "gt": gt})
+            img = read_bgr(sample_image_path(ROOT / "stage1_train", i))
+            items.append({"id": i, "scale": float(cached[f"scale_{i}"]), "probs": cached[f"probs_{i}"], "gt": gt,
+                          "fluo": is_fluorescence(img)})
         else:
             items.append(image_probs(ck, i, args.scale, params))
     if args.probs_cache and not cached:
@@ -191,6 +219,11 @@ def main() -> None:
     else:
         result["params"] = params.to_dict()
         result["seeds"] = score(items, params)
+        for name, sel in (("fluorescence", True), ("other", False)):
+            sub = [it for it in items if it["fluo"] == sel]
+            if sub:
+                result[f"seeds_{name}"] = score(sub, params)
+                result[f"distance_split_on_fg_{name}"] = score(sub, params, split="distance")
     result["total_s"] = round(time.monotonic() - t0, 1)
     write_json_atomic(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "tried"}, indent=1, default=str))

@@ -12,6 +12,7 @@ from unetpp.train.instance_data import (
     InstanceCropDataset,
     build_instance_data,
     crop_window,
+    crops_per_image,
     heldout_views,
     image_scale,
     random_crop,
@@ -80,3 +81,15 @@ def test_heldout_views_are_padded_to_the_view_size(tiny_stage1):
         assert lab.shape == (h, w) and h <= 32 and w <= 32
     with pytest.raises(InputError, match="multiple of 16"):
         heldout_views(data, size=40)
+
+
+def test_area_weighted_crops_give_large_images_more_samples(tiny_stage1):
+    root, ids = tiny_stage1
+    data = build_instance_data(root, ids[:3], target_area=60.0, progress=False)
+    assert crops_per_image(data, None).tolist() == [1, 1, 1]
+    px = [lab.size for lab in data.labels]
+    counts = crops_per_image(data, crop_area=min(px) / 2)
+    assert counts.min() == 2
+    assert all(counts[a] <= counts[b] for a in range(3) for b in range(3) if px[a] <= px[b])  # more pixels, more crops
+    ds = InstanceCropDataset(data, seed=1, size=32, crops=counts)
+    assert len(ds) == counts.sum() and ds[(0, len(ds) - 1)][0].shape == (3, 32, 32)

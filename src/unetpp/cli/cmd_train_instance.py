@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"median nucleus area in model-input pixels after scaling (default {_D.target_area:g})")
     p.add_argument("--jitter", type=float, nargs=2, default=list(_D.jitter), metavar=("LO", "HI"),
                    help=f"scale jitter range, drawn log-uniformly (default {_D.jitter[0]} {_D.jitter[1]})")
+    p.add_argument("--crop-area", type=float, default=None, metavar="PX",
+                   help="crops per image per epoch = ceil(scaled H*W / PX), at most 16 (default: one per image; "
+                   "e.g. 65536 gives a 1024x1024 image at scale 0.8 ten crops)")
     p.add_argument("--border-weight", type=float, default=_D.border_weight,
                    help=f"weight of the border channel's loss (default {_D.border_weight})")
     p.add_argument("--holdout", type=int, default=_D.holdout,
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, seed=args.seed, crop=args.crop, target_area=args.target_area,
         jitter=(float(args.jitter[0]), float(args.jitter[1])), border_weight=args.border_weight,
         augment=not args.no_augment, holdout=holdout, view_size=args.view_size, init=args.init,
+        crop_area=args.crop_area,
     )
     result = train_instance(cfg, find_stage1_train(root), args.out, train_ids, device=args.device,
                             resume=args.resume, time_limit_s=args.time_limit, progress=not args.no_progress,

@@ -191,20 +191,34 @@ def random_crop(img: np.ndarray, targets: np.ndarray, rng: np.random.Generator, 
     return np.ascontiguousarray(im), np.ascontiguousarray(np.moveaxis(tg, -1, 0))
 
 
+def crops_per_image(data: InstanceData, crop_area: float | None, max_crops: int = 16) -> np.ndarray:
+    """How many crops each image gives per epoch: 1 each (crop_area None), else ceil(H * W / crop_area) at its
+    scale, clipped to [1, max_crops], so large images are not under-sampled."""
+    if crop_area is None:
+        return np.ones(len(data), np.int64)
+    px = np.array([lab.size for lab in data.labels], np.float64)
+    return np.clip(np.ceil(px / float(crop_area)), 1, max_crops).astype(np.int64)
+
+
 class InstanceCropDataset(Dataset):
-    """Indexed by (epoch, i): a random, augmented crop of sample i from generators derived from (seed, epoch, i)."""
+    """Indexed by (epoch, k): a random, augmented crop of image owners[k] from generators derived from
+    (seed, epoch, k); by default owners = range(len(data)), one crop per image per epoch."""
 
     def __init__(self, data: InstanceData, seed: int, size: int = 96, jitter: tuple[float, float] = (0.8, 1.25),
-                 modality: ModalityParams | None = None, cfg: PreprocessConfig | None = None) -> None:
+                 modality: ModalityParams | None = None, cfg: PreprocessConfig | None = None,
+                 crops: np.ndarray | None = None) -> None:
         self.data, self.seed, self.size, self.jitter = data, int(seed), int(size), tuple(jitter)
         self.modality, self.cfg = modality, cfg or PreprocessConfig()
+        counts = np.ones(len(data), np.int64) if crops is None else np.asarray(crops, np.int64)
+        self.owners = np.repeat(np.arange(len(data)), counts)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self.owners)
 
-    def sample(self, epoch: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The crop as arrays: BGR uint8 (size, size, 3) and float32 (2, size, size)."""
-        rng = np.random.default_rng(seed_sequence(self.seed, epoch, STREAM_CROP, i))
+        rng = np.random.default_rng(seed_sequence(self.seed, epoch, STREAM_CROP, k))
+        i = int(self.owners[k])
         img, tgt = random_crop(self.data.images[i], self.data.targets[i], rng, self.size, self.jitter)
         if self.modality is not None:
             img, tgt = augment_crop(img, tgt, rng, self.modality)

@@ -29,6 +29,7 @@ from unetpp.train.instance_data import (
     SCALE_RULE,
     InstanceCropDataset,
     build_instance_data,
+    crops_per_image,
     heldout_views,
 )
 from unetpp.train.instance_eval import evaluate_heldout
@@ -161,7 +162,8 @@ def train_instance(
         start_epoch, log, best = int(state["epoch"]), list(state["log"]), dict(state["best"])
     meta_base = {"init_source": _init_source(cfg.init)}
 
-    dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, modality, pre)
+    dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, modality, pre,
+                                  crops=crops_per_image(fit, cfg.crop_area))
     recal_x = None
     if bn_recalibrate < 0:
         raise InputError(expected_found("BatchNorm recalibration crops", "0 (off) or more", bn_recalibrate))
@@ -209,4 +211,5 @@ def train_instance(
     return {"out": str(out), "epochs_completed": log[-1]["epoch"] if log else 0, "epochs": cfg.epochs,
             "stopped_early": stopped_early, "best_epoch": best["epoch"],
             "best_heldout_map": best[SELECT_ON] if best["epoch"] else None, "last": log[-1] if log else None,
-            "n_fit": len(fit_ids), "n_heldout": len(held_ids), "wall_s": round(time.monotonic() - t_start, 3)}
+            "n_fit": len(fit_ids), "n_heldout": len(held_ids), "crops_per_epoch": len(dataset),
+            "wall_s": round(time.monotonic() - t_start, 3)}

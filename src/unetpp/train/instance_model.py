@@ -38,6 +38,7 @@ class InstanceTrainConfig:
     view_size: int = 160
     init: str = "shipped"
     border: dict[str, Any] = field(default_factory=dict)
+    crop_area: float | None = None  # None: one crop per image per epoch; else one per crop_area scaled pixels
 
     def __post_init__(self) -> None:
         checks = [
@@ -50,6 +51,7 @@ class InstanceTrainConfig:
             ("jitter", 0 < self.jitter[0] <= self.jitter[1], "0 < low <= high", self.jitter),
             ("border_weight", self.border_weight >= 0, "a weight >= 0", self.border_weight),
             ("holdout", self.holdout >= 1, "at least 1 held-out train id", self.holdout),
+            ("crop_area", self.crop_area is None or self.crop_area > 0, "None or a positive area", self.crop_area),
         ]
         for what, ok, expected, found in checks:
             if not ok:
