@@ -64,7 +64,7 @@ _GUIDE: list = []
 @torch.no_grad()
 def guide_median_area(img: np.ndarray) -> float | None:
     """Median nucleus area (original pixels) from the shipped guide model in resize mode: the whole image at 96x96,
-    logits > 0.5 resized back, split by the project's distance split (unetpp.segment.instances)."""
+    logits > 0.5 resized back, split by the project's distance split (unetpp.predict.instances)."""
     if not _GUIDE:
         _GUIDE.append(load_checkpoint(None))
     g = _GUIDE[0]

@@ -105,3 +105,25 @@ def test_async_requests_through_the_driver_equal_synchronous_calls(ref) -> None:
     for r, y in zip(res.records, ref):
         np.testing.assert_allclose(r["y"], y, atol=1e-5)
     assert res.busy_s > 0 and len(res.compute_ms) == 6
+
+
+def test_more_requests_in_flight_than_prefetched_batches_do_not_deadlock(ref) -> None:
+    """requests=4 with a prefetch gate of 2 batches: the driver completes requests when no input is ready."""
+    from unetpp.core.driver import BatchWork, DriverSettings
+    from unetpp.core.executors import run_batches
+
+    x = np.zeros((1, 3, 96, 96), np.float32)
+
+    class Work(BatchWork):
+        def prepare(self, item):
+            return {}, [x]
+
+        def accept(self, state, start, outputs):
+            state["y"] = outputs
+
+        def finish(self, item, state):
+            return {"n": int(state["y"].shape[0])}
+
+    with get_runtime("openvino", ref[1], requests=4) as rt:
+        res = run_batches(list(range(9)), Work(), rt, DriverSettings(batch_size=1, warmup=1, prefetch_batches=2))
+    assert [r["n"] for r in res.records] == [1] * 9 and rt.max_in_flight == 4

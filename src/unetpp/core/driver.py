@@ -366,6 +366,9 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
         while True:
             if stop.is_set():
                 break
+            if inflight and inbox.empty():  # nothing to batch yet: finish the oldest request rather than wait
+                complete_oldest()  # (its units return to the gate, so the prepare thread can go on)
+                continue
             if settings.max_wait_ms is not None and n_pending:
                 try:
                     kind, task, payload = inbox.get(timeout=settings.max_wait_ms / 1000.0)

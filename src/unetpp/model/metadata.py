@@ -27,7 +27,7 @@ def default_outputs(num_classes: int) -> list[str]:
                                                                              range(2, num_classes)]][:num_classes]
 
 
-PREDICT_KEYS = ("scale", "seed_params")  # what a checkpoint's meta tells predict (the instance model's)
+PREDICT_KEYS = ("scale",)  # what a checkpoint's meta tells predict (the instance model's scale rule)
 
 
 def build_metadata(config: ModelConfig, preprocess: PreprocessConfig, outputs: list[str] | None = None,
