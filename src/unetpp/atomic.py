@@ -36,14 +36,19 @@ def check_writable(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputError(expected_found(f"output file {path}", "a file name", "a folder"))
+    os.unlink(_temp_beside(path, ".probe"))
+    return path
+
+
+def _temp_beside(path: Path, suffix: str) -> str:
+    """A new empty temporary file in `path`'s folder (made if needed); a file-system refusal is an OutputError."""
     ensure_dir(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise _write_error(path, exc) from None
     os.close(fd)
-    os.unlink(tmp)
-    return path
+    return tmp
 
 
 def _why_not(path: Path, exc: OSError) -> str:
@@ -71,12 +76,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     file system (permission, not a folder, disk full) becomes an OutputError naming the path; nothing is left
     under the final name and no temporary file stays behind."""
     path = Path(path)
-    ensure_dir(path.parent)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    os.close(fd)
+    tmp = _temp_beside(path, ".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode a plain open() would
         yield Path(tmp)

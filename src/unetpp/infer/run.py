@@ -103,7 +103,7 @@ def run_inference(
                                       progress=bar.update if bar else None)
             try:
                 result = run_batches(good, work, runtime if isinstance(executor, LocalExecutor) else
-                                     _fresh(runtime), settings, executor)
+                                     runtime.inactive_copy(), settings, executor)
             finally:
                 if bar:
                     bar.close()
@@ -150,13 +150,6 @@ def _ray_types() -> tuple[type, ...]:
     from unetpp.core.executors import RayExecutor
 
     return (RayExecutor,)
-
-
-def _fresh(runtime: Any) -> Any:
-    """An inactive copy that pickles to workers (the driver's copy stays open for the summary)."""
-    import pickle
-
-    return pickle.loads(pickle.dumps(runtime))
 
 
 def _progress(enabled: bool, total: int) -> Any:

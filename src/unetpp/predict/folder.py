@@ -165,7 +165,7 @@ def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, opt
                disable=not progress or len(todo) < 4 or executor.name != "local")
     t0 = time.perf_counter()
     try:
-        result = run_batches(todo, work, runtime if executor.name == "local" else _inactive(runtime),
+        result = run_batches(todo, work, runtime if executor.name == "local" else runtime.inactive_copy(),
                              DriverSettings(batch_size=options.batch, resume=previous is not None,
                                             progress=bar.update), executor)
     finally:
@@ -199,12 +199,6 @@ def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, opt
     except OSError as exc:
         raise OutputError(f"cannot write the run summary in {out_dir}: {exc}") from None
     return summary
-
-
-def _inactive(runtime: Runtime) -> Runtime:
-    import pickle
-
-    return pickle.loads(pickle.dumps(runtime))
 
 
 def _gallery(out_dir: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ and the record carries the arrays.
 from __future__ import annotations
 
 import functools
-import pickle
 import threading
 import time
 from collections.abc import Iterator
@@ -247,7 +246,7 @@ def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
         from unetpp.runtimes import open_runtime
 
         return open_runtime(None, threads=runtime.options.get("threads"))
-    return pickle.loads(pickle.dumps(runtime))
+    return runtime.inactive_copy()
 
 
 def work_kwargs(runtime: Any, options: PredictOptions) -> dict[str, Any]:

@@ -109,6 +109,12 @@ class Runtime(ABC):
         state["active"] = False
         return state
 
+    def inactive_copy(self) -> Runtime:
+        """A copy holding only paths and options (what travels to a worker); it activates on its own."""
+        import pickle
+
+        return pickle.loads(pickle.dumps(self))
+
     def _check_input_spec(self) -> None:
         shape = self.input_shape
         if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):

@@ -35,9 +35,9 @@ from unetpp.train.instance_data import (
 from unetpp.train.instance_eval import evaluate_heldout
 from unetpp.train.instance_model import ChannelBCEDice, InstanceTrainConfig, init_instance_model
 from unetpp.train.instance_targets import OUTPUTS, BorderParams
-from unetpp.train.loop import _check_resumable, resolve_device
+from unetpp.train.loop import resolve_device
 from unetpp.train.modality_augment import ModalityParams
-from unetpp.train.state import load_state, restore_rng, save_state
+from unetpp.train.state import resume_run, save_state
 from unetpp.train.validate import recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_loss_fg", "train_loss_border", "heldout_loss", "heldout_fg_iou",
@@ -153,13 +153,7 @@ def train_instance(
     best: dict[str, Any] = {"epoch": 0, SELECT_ON: -1.0}
     start_epoch = 0
     if resume:
-        state = load_state(last_path)
-        _check_resumable(state, identity, last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
-        start_epoch, log, best = int(state["epoch"]), list(state["log"]), dict(state["best"])
+        start_epoch, log, best = resume_run(last_path, identity, model, optimizer, scheduler)
     meta_base = {"init_source": _init_source(cfg.init)}
 
     dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, modality, pre,

@@ -18,12 +18,12 @@ from tqdm import tqdm
 
 from unetpp.atomic import ensure_dir, write_text_atomic
 from unetpp.config import ModelConfig, PreprocessConfig, TrainConfig
-from unetpp.errors import CheckpointError, OutputError, RuntimeUnavailable, expected_found
+from unetpp.errors import OutputError, RuntimeUnavailable, expected_found
 from unetpp.model.checkpoint import save_checkpoint
 from unetpp.model.network import build_model
 from unetpp.train.dataset import AugmentedDataset, EpochBatchSampler, load_split, stack_split
 from unetpp.train.losses import get_loss, supervised_loss
-from unetpp.train.state import load_state, restore_rng, save_state
+from unetpp.train.state import resume_run, save_state
 from unetpp.train.validate import evaluate, recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_iou_upstream", "val_loss", "val_iou_guide", "val_iou_upstream",
@@ -104,21 +104,6 @@ def _run_identity(cfg: TrainConfig, model_config: ModelConfig, train_ids: Sequen
             "train_ids": list(train_ids), "val_ids": list(val_ids)}
 
 
-def _check_resumable(state: dict[str, Any], identity: dict[str, Any], path: Path) -> None:
-    diffs = []
-    for key, now in identity.items():
-        then = state.get(key)
-        if isinstance(now, dict) and isinstance(then, dict):
-            diffs += [f"{key}.{k}: saved {then.get(k)!r}, now {now.get(k)!r}"
-                      for k in sorted(set(now) | set(then)) if then.get(k) != now.get(k)]
-        elif then != now:
-            diffs.append(f"{key}: saved {len(then or [])} ids, now {len(now)} (or a different order)")
-    if diffs:
-        raise CheckpointError(expected_found(f"resume from {path}", "the same configuration and split as the saved run",
-                                             "differences: " + "; ".join(diffs),
-                                             "Resume with the original options, or start a new --out."))
-
-
 def train(
     cfg: TrainConfig,
     data: Path,
@@ -173,13 +158,7 @@ def train(
     best: dict[str, Any] = {"epoch": 0, "val_iou_guide": -1.0, "val_iou_upstream": None}
     start_epoch = 0
     if resume:
-        state = load_state(last_path)
-        _check_resumable(state, identity, last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
-        start_epoch, log, best = int(state["epoch"]), list(state["log"]), dict(state["best"])
+        start_epoch, log, best = resume_run(last_path, identity, model, optimizer, scheduler)
 
     dataset = AugmentedDataset(train_data, cfg.seed, augment=cfg.augment, cfg=pre)
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True)

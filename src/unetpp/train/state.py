@@ -68,3 +68,31 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(expected_found(f"training state {path}", f"format {STATE_FORMAT!r}",
                                              repr(obj.get("format")) if isinstance(obj, dict) else type(obj).__name__))
     return obj
+
+
+def check_resumable(state: dict[str, Any], identity: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a run whose configuration or split differs from the saved one, naming the differences."""
+    diffs = []
+    for key, now in identity.items():
+        then = state.get(key)
+        if isinstance(now, dict) and isinstance(then, dict):
+            diffs += [f"{key}.{k}: saved {then.get(k)!r}, now {now.get(k)!r}"
+                      for k in sorted(set(now) | set(then)) if then.get(k) != now.get(k)]
+        elif then != now:
+            diffs.append(f"{key}: saved {len(then or [])} ids, now {len(now)} (or a different order)")
+    if diffs:
+        raise CheckpointError(expected_found(f"resume from {path}", "the same configuration and split as the saved run",
+                                             "differences: " + "; ".join(diffs),
+                                             "Resume with the original options, or start a new --out."))
+
+
+def resume_run(path: Path, identity: dict[str, Any], model: Any, optimizer: Any,
+               scheduler: Any) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    """Load a run's full state into model, optimizer, scheduler and the RNGs: (epochs done, log, best)."""
+    state = load_state(path)
+    check_resumable(state, identity, path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    restore_rng(state["rng"])
+    return int(state["epoch"]), list(state["log"]), dict(state["best"])
