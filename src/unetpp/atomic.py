@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(paths: Iterable[Path]) -> int:
+    """Delete the temporary files that interrupted atomic writes of these paths left behind (a killed process):
+    `.{name}.XXXXXXXX.tmp` beside each path. One listing per folder. Returns how many were removed."""
+    by_dir: dict[Path, set[str]] = {}
+    for p in paths:
+        by_dir.setdefault(Path(p).parent, set()).add(Path(p).name)
+    removed = 0
+    for folder, names in by_dir.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.startswith(".") and entry.endswith(".tmp") and entry[1:-4].rsplit(".", 1)[0] in names:
+                (folder / entry).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

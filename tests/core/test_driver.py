@@ -193,3 +193,10 @@ def test_a_stream_of_items_is_batched_by_size_or_by_wait(toy: Path) -> None:
     runner.join(10)
     assert rt.calls[0] == 4 and sum(rt.calls) == 5
     assert done["a"]["means"] == [4.0] and done["e"]["means"] == [9.0] and "bad one" in done["x"]
+
+
+def test_a_rerun_removes_the_temporary_files_a_killed_run_left(toy: Path, tmp_path: Path) -> None:
+    (tmp_path / ".b.txt.k1ll3d00.tmp").write_text("half")  # an atomic write of b.txt cut short by kill -9
+    (tmp_path / ".other.txt.k1ll3d00.tmp").write_text("not ours")
+    run_batches([("b", 1, 1.0)], ListWork(tmp_path), _rt(toy), DriverSettings(warmup=0))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".npz") == [".other.txt.k1ll3d00.tmp", "b.txt"]

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from unetpp.atomic import remove_stale_temps
 from unetpp.errors import InputError, OutputError, UnetppError, expected_found
 
 _STOP = object()
@@ -142,6 +143,7 @@ def plan(items: Sequence[Any], work: BatchWork, resume: bool) -> tuple[list[Any]
             skipped.append(work.done_record(item))
         else:
             todo.append(item)
+    remove_stale_temps(p for item in todo for p in work.outputs(item))  # left by a killed earlier run
     return todo, skipped
 
 

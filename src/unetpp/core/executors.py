@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unetpp.atomic import ensure_dir
+from unetpp.atomic import ensure_dir, remove_stale_temps
 from unetpp.core.driver import BatchWork, DriverResult, DriverSettings, plan, run_pipeline
 from unetpp.core.work import FaultSpec, Job, WorkerContext, worker_stats
 
@@ -75,6 +75,7 @@ def _run_chunk(ctx: WorkerContext, chunk: list[Any]) -> dict[str, Any]:
             already.append({**work.done_record(item), "skipped": False, "retried": True})
         else:
             todo.append(item)
+    remove_stale_temps(o for item in todo for o in work.outputs(item))  # a retry after this chunk's worker died
     settings: DriverSettings = p["settings"]
     if ctx.state.get("warm"):
         settings = dataclasses.replace(settings, warmup=0)

@@ -158,6 +158,10 @@ def probe(runtime_factory: Callable[[], Any], fn: Callable[[Any], Any], opts: Ra
         cause = getattr(exc, "cause", None)
         if isinstance(cause, UnetppError):
             raise type(cause)(str(cause)) from None
+        if isinstance(exc, ray.exceptions.RayError):  # the cluster itself failed (a node died, ...)
+            first = (str(exc) or repr(exc)).strip().splitlines()[0][:300]
+            raise RuntimeUnavailable(expected_found("Ray cluster", f"live workers (--address {opts.address})",
+                                                    f"{type(exc).__name__}: {first}")) from None
         raise
 
 
