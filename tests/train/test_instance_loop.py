@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from unetpp.cli.main import build_parser
-from unetpp.config import ModelConfig
+from unetpp.config import ModelConfig, PreprocessConfig
 from unetpp.errors import CheckpointError, InputError, OutputError
-from unetpp.model.checkpoint import load_checkpoint
+from unetpp.model.checkpoint import load_checkpoint, save_checkpoint
 from unetpp.train.instance_loop import LOG_COLUMNS, split_holdout, train_instance
 from unetpp.train.instance_model import ChannelBCEDice, InstanceTrainConfig, init_instance_model
 
@@ -69,6 +69,15 @@ def test_init_from_shipped_keeps_channel_zero():
     with torch.no_grad():
         assert torch.equal(model(x)[:, :1], ref(x))
     assert model.final.weight.shape == (2, 32, 1, 1)
+
+
+def test_init_from_an_instance_checkpoint_takes_every_weight(tmp_path):
+    src = init_instance_model("none", seed=5).eval()
+    path = tmp_path / "instance.pt"
+    save_checkpoint(path, src, PreprocessConfig())
+    model = init_instance_model(str(path), seed=0).eval()
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
 
 
 def test_loss_weights_the_border_channel_and_config_checks():

@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--view-size", type=int, default=_D.view_size,
                    help=f"side of the centre crop scored per held-out image (default {_D.view_size})")
     p.add_argument("--init", default=_D.init,
-                   help="1-output checkpoint to start from: 'shipped' (default), a path, or 'none' (random)")
+                   help="checkpoint to start from: 'shipped' (default), a path to a guide (1-output) or "
+                        "instance (2-output) checkpoint, or 'none' (random)")
     p.add_argument("--bn-recalibrate", type=int, default=0, metavar="N",
                    help="before each held-out evaluation, re-estimate BatchNorm statistics over N fixed un-augmented "
                    "training crops (eval-mode scores swing while the rate is high; 0 = off, the default; may change "

@@ -69,18 +69,22 @@ def instance_model_config() -> ModelConfig:
 
 
 def init_instance_model(init: str, seed: int) -> NestedUNet:
-    """A 2-output model: every weight from the 1-output checkpoint `init` ("shipped", a path, or "none" for a
-    random start); `final` channel 0 = the checkpoint's, channel 1 freshly initialised from `seed`."""
+    """A 2-output model: every weight from the checkpoint `init` ("shipped", a path, or "none" for a random start).
+    From a 1-output (guide) checkpoint `final` channel 0 is the checkpoint's and channel 1 is freshly initialised
+    from `seed`; a 2-output (instance) checkpoint is taken whole, to continue training with another recipe."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(instance_model_config())
     if init == "none":
         return model
     src = load_checkpoint(None if init == "shipped" else Path(init))
-    if src.config.num_classes != 1 or src.config.deep_supervision:
-        raise CheckpointError(expected_found(f"initial checkpoint {src.path}", "a 1-output NestedUNet without deep "
-                                             "supervision", str(src.config)))
+    if src.config.num_classes not in (1, len(OUTPUTS)) or src.config.deep_supervision:
+        raise CheckpointError(expected_found(f"initial checkpoint {src.path}", f"a 1- or {len(OUTPUTS)}-output "
+                                             "NestedUNet without deep supervision", str(src.config)))
     state = {k: v.clone() for k, v in src.model.state_dict().items()}
+    if src.config.num_classes == len(OUTPUTS):
+        model.load_state_dict(state, strict=True)
+        return model
     own = model.state_dict()
     state["final.weight"] = torch.cat([state["final.weight"], own["final.weight"][1:]], 0)
     state["final.bias"] = torch.cat([state["final.bias"], own["final.bias"][1:]], 0)
