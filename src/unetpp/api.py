@@ -118,11 +118,12 @@ class Model:
         self.close()
 
 
-def load(model: str | Path | None = None, backend: str | None = None, device: str | None = None,
+def load(model: str | Path | None = "instance", backend: str | None = None, device: str | None = None,
          threads: int | None = None, **options: Any) -> Model:
-    """The shipped model (default), or a checkpoint (.pt/.pth, exported to ONNX once and cached), an ONNX file or an
-    OpenVINO IR; `backend` as `unetpp predict --backend`; keyword `options` become the model's default predict
-    options (e.g. mode="tile")."""
+    """A shipped model by name: "instance" (default: foreground + border, nuclei from seeds and a watershed) or
+    "guide" (the guide's 1-output model); or a checkpoint (.pt/.pth, exported to ONNX once and cached), an ONNX
+    file or an OpenVINO IR; `backend` as `unetpp predict --backend`; keyword `options` become the model's default
+    predict options (e.g. mode="tile")."""
     runtime = open_runtime(model, backend, threads=threads, device=device)
     return Model(runtime, _options(PredictOptions(), options))
 

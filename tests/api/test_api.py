@@ -25,7 +25,7 @@ def _discs_rgb() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model():
-    with unetpp.load(mode="tile") as m:
+    with unetpp.load() as m:  # the shipped instance model; --mode auto = tile for it
         yield m
 
 
@@ -36,14 +36,16 @@ def test_readme_example_finds_each_disc(model) -> None:
     centres = sorted((round(r["centroid_y"]), round(r["centroid_x"])) for r in info["table"])
     for (cy, cx, _), (y, x) in zip(sorted(DISCS), centres):
         assert abs(cy - y) <= 2 and abs(cx - x) <= 2
-    assert info["prob"].shape == (256, 256) and info["meta"]["scale"] == pytest.approx(96 / 256)
+    # the instance model's own scale rule: the median disc (r = 12, area 452 px) scaled to cover 150 px
+    assert info["meta"]["scale_rule"] == "nuclei@150"
+    assert info["prob"].shape == (256, 256) and info["meta"]["scale"] == pytest.approx((150 / (np.pi * 144)) ** 0.5,
+                                                                                        rel=0.05)
 
 
 def test_same_labels_as_the_command_line(model, tmp_path: Path) -> None:
     rgb = _discs_rgb()
     cv2.imwrite(str(tmp_path / "discs.png"), rgb[:, :, ::-1])  # cv2 writes BGR
-    assert main(["predict", str(tmp_path / "discs.png"), "-o", str(tmp_path / "out"), "--mode", "tile",
-                 "--no-progress"]) == 0
+    assert main(["predict", str(tmp_path / "discs.png"), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
     cli = cv2.imread(str(tmp_path / "out" / "discs_labels.png"), cv2.IMREAD_UNCHANGED)
     labels, _ = model.predict(rgb)
     np.testing.assert_array_equal(labels, cli.astype(np.int32))
@@ -64,7 +66,7 @@ def test_predict_folder_and_model_info(model, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "predict_summary.json").read_text())["settings"]["options"]["mode"] == \
         "resize"
     info = model.info
-    assert info["backend"] == "onnxruntime" and info["outputs"] == ["foreground"]
+    assert info["backend"] == "onnxruntime" and info["outputs"] == ["foreground", "border"]
     assert info["preprocess"]["channel_order"] == "BGR" and info["preprocess_from"] == "model metadata"
 
 
@@ -75,3 +77,16 @@ def test_bad_arguments_are_clear(model) -> None:
         model.predict(_discs_rgb(), colour="blue")
     with pytest.raises(unetpp.UnetppError, match="channel_order"):
         model.predict(_discs_rgb(), channel_order="gbr")
+
+
+def test_the_guide_model_by_name_keeps_the_guide_protocol(tmp_path: Path) -> None:
+    """`--model guide`: the 1-output model, and --mode auto resolves to the guide's resize protocol."""
+    cv2.imwrite(str(tmp_path / "a.png"), _discs_rgb())
+    with unetpp.load("guide") as guide:
+        assert guide.info["outputs"] == ["foreground"]
+        _, info = guide.predict(_discs_rgb())
+        assert info["meta"].get("scale_rule") is None and info["nuclei"] == len(DISCS)
+    assert main(["predict", str(tmp_path / "a.png"), "-o", str(tmp_path / "g"), "--model", "guide",
+                 "--no-progress"]) == 0
+    settings = json.loads((tmp_path / "g" / "predict_summary.json").read_text())["settings"]
+    assert settings["options"]["mode"] == "resize"

@@ -48,9 +48,9 @@ def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
     with server.client() as c:
         assert c.get("/v1/ready").json()["ready"] is True
         card = c.get("/v1/model").json()
-    assert card["name"] == "nested_unet_dsb2018_96" and card["shipped"] is True and len(card["sha256"]) == 64
-    assert card["accuracy"]["guide_iou_96px"] == 0.8433 and "134 val ids" in card["accuracy"]["split"]
-    assert card["outputs"] == ["foreground"] and card["preprocessing"]["size"] == 96
+    assert card["name"] == "nested_unet_instance" and card["shipped_name"] == "instance" and len(card["sha256"]) == 64
+    assert "134 val ids" in card["accuracy"]["split"] and "watershed" in card["task"]
+    assert card["outputs"] == ["foreground", "border"] and card["preprocessing"]["size"] == 96
     assert httpx.get(server.url + "/").text.startswith("<!doctype html>")  # the page itself holds no data
 
 

@@ -23,7 +23,7 @@ def _discs(path: Path) -> Path:
 
 def test_round_trip_through_predict_equals_the_native_path(shipped_package: Path, tmp_path: Path) -> None:
     img = _discs(tmp_path / "discs.png")
-    for name, model in (("native", []), ("package", ["--model", str(shipped_package)])):
+    for name, model in (("native", ["--model", "guide"]), ("package", ["--model", str(shipped_package)])):
         assert main(["predict", str(img), "-o", str(tmp_path / name), "--mode", "tile", "--save-prob",
                      "--no-progress", *model]) == 0
     a = cv2.imread(str(tmp_path / "native" / "discs_prob.png"), cv2.IMREAD_UNCHANGED).astype(np.float64) / 65535

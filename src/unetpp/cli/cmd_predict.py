@@ -13,18 +13,23 @@ from unetpp.runtimes import known_runtimes
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict", help="segment images of any size: <stem>_mask.png, _labels.png, _nuclei.csv, counts.csv",
-        description="Segment PNG/TIFF/JPEG images (grey/RGB/RGBA, 8/16-bit, any size) at their own resolution. "
-        "resize: the guide's protocol (squeeze to 96x96, predict, resize the probability back). tile: rescale so "
-        "nuclei have the size the model learned (--scale), then blended 96x96 windows. Nuclei: connected "
-        "components split by a distance-transform marker cut. Images already complete in OUT are skipped.")
+        description="Segment PNG/TIFF/JPEG images (grey/RGB/RGBA, 8/16-bit, any size) at their own resolution with "
+        "the shipped instance model (foreground + border channels: nuclei from seeds and a watershed) unless --model "
+        "names another. tile: rescale so nuclei have the size the model learned (--scale), then blended 96x96 "
+        "windows. resize: the guide's protocol (squeeze to 96x96, predict, resize the probability back). A 1-output "
+        "model's nuclei are connected components split by a distance-transform cut. Images already complete in OUT "
+        "are skipped.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
                    help="image files or folders (a folder laid out as DSB2018 stage1_train gives its samples)")
     add_output(p, "output folder (a run folder: see --overwrite); not inside or around an input folder")
     p.add_argument("--ids", type=Path, default=None,
                    help="ids file (one per line): each folder is a root of <id>/images/<id>.png")
-    p.add_argument("--mode", choices=("resize", "tile"), default="resize", help="default: resize (the guide's)")
+    p.add_argument("--mode", choices=("auto", "resize", "tile"), default="auto",
+                   help="auto: tile for a model that states its training scale (the instance model), else resize "
+                   "(the guide's) (default: auto)")
     p.add_argument("--scale", default="auto",
-                   help="tile mode: auto (= fit, chosen on train ids), fit (96/min(H,W)), area (96/sqrt(HW)), "
+                   help="tile mode: auto (the model's own rule: nuclei@150 for the instance model, else fit, chosen "
+                   "on train ids), fit (96/min(H,W)), area (96/sqrt(HW)), "
                    "nuclei[@A] (two passes: scale so the median nucleus covers A px, default 90) or a factor such as "
                    "0.5 (default: auto)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
@@ -34,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average each tile's 8 flips/rotations before the split (8x the "
                         "compute; default off)")
-    p.add_argument("--model", help=".pt/.pth checkpoint, .onnx or .xml (default: the shipped checkpoint)")
+    p.add_argument("--model", default="instance",
+                   help="a shipped model by name (instance, guide) or a .pt/.pth checkpoint, .onnx or .xml "
+                        "(default: instance)")
     add_batch_size(p, 16, "tiles (or resized images) per runtime call", old="--batch")
     add_threads(p)
     add_device(p)

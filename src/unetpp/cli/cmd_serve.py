@@ -20,8 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "close together share runtime calls (dynamic batching). Nothing is written to disk unless --save.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
-    p.add_argument("--model", help=".pt/.pth checkpoint, .onnx, .xml or a bioimage.io package (default: the shipped "
-                   "checkpoint)")
+    p.add_argument("--model", default="instance",
+                   help="a shipped model by name (instance, guide), a .pt/.pth checkpoint, .onnx, .xml or a "
+                        "bioimage.io package (default: instance)")
     p.add_argument("--backend", choices=known_runtimes(), default=None, help="default: onnxruntime")
     p.add_argument("--threads", type=count(1), default=None, help="runtime intra-op threads (default: all cores)")
     p.add_argument("--token", default=None,

@@ -9,17 +9,33 @@ from pathlib import Path
 from unetpp.errors import InputError
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
-SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "nested_unet_dsb2018_96.pt"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+# The models packaged with unetpp, by the name `--model` accepts: the guide's 1-output model (what the guide
+# reproduces: `run`, `infer`, `bench`, ...) and the 2-output instance model (foreground + border; `predict`,
+# `serve` and `unetpp.load()` use it by default).
+SHIPPED_MODELS = {"guide": WEIGHTS / "nested_unet_dsb2018_96.pt", "instance": WEIGHTS / "nested_unet_instance.pt"}
+SHIPPED = SHIPPED_MODELS["guide"]
+INSTANCE_MODEL = "instance"
 
 
-def shipped_checkpoint() -> Path:
-    """The checkpoint packaged with unetpp; a clear error where this copy has none."""
-    if not SHIPPED.is_file():
+def shipped_checkpoint(name: str = "guide") -> Path:
+    """A checkpoint packaged with unetpp (`guide` or `instance`); a clear error where this copy has none."""
+    path = SHIPPED_MODELS[name]
+    if not path.is_file():
         raise InputError(
-            f"no checkpoint given and the shipped one is missing: expected {SHIPPED}, found nothing. "
+            f"the shipped {name} model is missing: expected {path}, found nothing. "
             "Pass a checkpoint path (an upstream model.pth or a unetpp .pt)."
         )
-    return SHIPPED
+    return path
+
+
+def model_source(model: str | Path | None) -> Path:
+    """The file behind `--model`: a shipped model's name (guide, instance), a path, or None (the guide model)."""
+    if model is None or str(model) == "":
+        return shipped_checkpoint("guide")
+    if isinstance(model, str) and model in SHIPPED_MODELS:
+        return shipped_checkpoint(model)
+    return Path(model)
 
 
 def cache_dir() -> Path:

@@ -128,6 +128,9 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     owned = not runtime.active  # a runtime the caller activated stays active
     runtime.activate()
     try:
+        from unetpp.predict.work import resolve_mode
+
+        options = resolve_mode(options, runtime.metadata)  # the run folder records the mode that runs
         settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
         with RunFolder(out_dir, stable_settings(settings), overwrite=overwrite, command="predict") as folder:
             summary = _predict(items, out_dir, runtime, options, settings, progress, executor, resume)

@@ -25,7 +25,7 @@ from unetpp.predict.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP
 from unetpp.report.overlay import write_overlay
 from unetpp.runtimes import Runtime
 
-MODES = ("resize", "tile")
+MODES = ("auto", "resize", "tile")  # auto: tile for a model that declares its scale rule (instance), else resize
 OUTPUT_SUFFIXES = {"mask": "_mask.png", "labels": "_labels.png", "prob": "_prob.png", "overlay": "_overlay.png",
                    "nuclei": "_nuclei.csv"}  # written in this order: the nucleus table last marks a complete image
 OPTIONAL_OUTPUTS = {"prob": "save_prob", "overlay": "overlay"}
@@ -35,7 +35,7 @@ OPTIONAL_OUTPUTS = {"prob": "save_prob", "overlay": "overlay"}
 class PredictOptions:
     """Everything that decides an image's outputs (recorded in the run summary; a change disables resume)."""
 
-    mode: str = "resize"
+    mode: str = "auto"
     scale: str | float = "auto"  # tile mode: auto | fit | area | nuclei | a factor (see segment.scale)
     overlap: float = DEFAULT_OVERLAP
     batch: int = 16

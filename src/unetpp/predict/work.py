@@ -9,6 +9,7 @@ and the record carries the arrays.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -226,6 +227,15 @@ def tta_collect(acc: dict[int, list], start: int, probs: np.ndarray) -> Iterator
             yield tile, entry[0] / np.float32(TTA_VIEWS)
 
 
+def resolve_mode(options: PredictOptions, model_meta: dict[str, Any] | None) -> PredictOptions:
+    """`--mode auto`: tile for a model that states the scale it was trained at (the instance model: its input is
+    a nucleus-normalised crop, never a whole squeezed image), else resize (the guide's protocol)."""
+    if options.mode != "auto":
+        return options
+    declared = ((model_meta or {}).get("scale") or {}).get("rule")
+    return dataclasses.replace(options, mode="tile" if declared else "resize")
+
+
 def resolve_auto(rule: str | float, model_meta: dict[str, Any] | None) -> str | float:
     """`--scale auto`: the rule the model was trained for (its metadata, e.g. the instance model's nuclei@150),
     else the guide model's choice (scale.AUTO_RULE)."""
@@ -245,7 +255,7 @@ def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
     if "border" in runtime.outputs:
         from unetpp.runtimes import open_runtime
 
-        return open_runtime(None, threads=runtime.options.get("threads"))
+        return open_runtime("guide", threads=runtime.options.get("threads"))
     return runtime.inactive_copy()
 
 
@@ -260,5 +270,6 @@ def work_kwargs(runtime: Any, options: PredictOptions) -> dict[str, Any]:
 
 def work_for(runtime: Any, options: PredictOptions, out_dir: Path | None = None,
              previous: dict[str, dict[str, Any]] | None = None) -> PredictWork:
-    """The work for an active runtime (see work_kwargs)."""
+    """The work for an active runtime (see work_kwargs), `--mode auto` resolved for its model."""
+    options = resolve_mode(options, runtime.metadata)
     return PredictWork(options, out_dir=out_dir, previous=previous, **work_kwargs(runtime, options))

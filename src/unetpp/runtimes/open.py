@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from unetpp.errors import InputError, expected_found
-from unetpp.model.resolve import is_checkpoint, onnx_for_checkpoint, shipped_checkpoint
+from unetpp.model.resolve import is_checkpoint, model_source, onnx_for_checkpoint
 from unetpp.runtimes.base import Runtime
 from unetpp.runtimes.registry import backend_for, runtime_class
 
@@ -16,9 +16,10 @@ DEFAULT_BACKEND = "onnxruntime"  # a checkpoint with no --backend runs through O
 
 def resolve_model(model: str | Path | None, backend: str | None = None,
                   checkpoint_backend: str = DEFAULT_BACKEND) -> tuple[str, Path]:
-    """(backend, model file). No model: the shipped checkpoint. A checkpoint without --backend goes to
-    `checkpoint_backend`; a checkpoint for a runtime that cannot open it is exported to ONNX (cached)."""
-    path = Path(model) if model else shipped_checkpoint()
+    """(backend, model file). No model: the shipped guide checkpoint; `guide`/`instance`: a shipped model. A
+    checkpoint without --backend goes to `checkpoint_backend`; a checkpoint for a runtime that cannot open it is
+    exported to ONNX (cached)."""
+    path = model_source(model)
     if not path.exists():
         raise InputError(expected_found("--model", "an existing model file", f"nothing at {path}"))
     if path.is_dir():

@@ -23,15 +23,25 @@ from unetpp.serve.batcher import Batcher
 from unetpp.serve.inputs import Limits
 from unetpp.serve.metrics import Metrics
 
-# The shipped checkpoint's figures (README "Results", measured 2026-11-26 on the 134 val ids).
+# The shipped models' figures on the 134 val ids (README "Results"; bench/results/main_job_val134_cpu.md,
+# fullres_val134.md, instance_val.md).
 SHIPPED_ACCURACY = {
-    "split": "DSB2018 stage1_train, the guide's 134 val ids",
-    "guide_iou_96px": 0.8433,
-    "dice_96px": 0.9115,
-    "full_resolution_tile_auto": {"pixel_iou": 0.8160, "dice": 0.8947, "dsb2018_map": 0.4698, "ap50": 0.7152},
-    "full_resolution_resize": {"pixel_iou": 0.8117, "dice": 0.8919, "dsb2018_map": 0.4631, "ap50": 0.7118},
-    "source": "README.md, Results (bench/results/main_job_val134_cpu.md, bench/results/fullres_val134.md)",
+    "guide": {
+        "split": "DSB2018 stage1_train, the guide's 134 val ids",
+        "guide_iou_96px": 0.8433,
+        "dice_96px": 0.9115,
+        "full_resolution_tile_auto": {"pixel_iou": 0.8160, "dice": 0.8947, "dsb2018_map": 0.4698, "ap50": 0.7152},
+        "full_resolution_resize": {"pixel_iou": 0.8117, "dice": 0.8919, "dsb2018_map": 0.4631, "ap50": 0.7118},
+        "source": "README.md, Results (bench/results/main_job_val134_cpu.md, bench/results/fullres_val134.md)",
+    },
+    "instance": {
+        "split": "DSB2018 stage1_train, the guide's 134 val ids",
+        "full_resolution_tile_auto": {"pixel_iou": 0.8133, "dsb2018_map": 0.5312, "ap50": 0.7460},
+        "source": "README.md, Results (bench/results/instance_val.md)",
+    },
 }
+TASKS = {"border": "nuclei segmentation (UNet++, foreground + border), instances from seeds and a watershed",
+         "foreground": "nuclei segmentation (UNet++), instances by a distance-transform split"}
 COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei"]
 
 
@@ -41,7 +51,7 @@ class ServeSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    model: str | None = None
+    model: str | None = "instance"
     backend: str | None = None
     threads: int | None = None
     token: str | None = None
@@ -82,25 +92,26 @@ class Service:
     def start(self) -> None:
         """Open the model (the shipped one by default), warm it, start the batch driver."""
         from unetpp.atomic import file_sha256
-        from unetpp.model.checkpoint import shipped_checkpoint
+        from unetpp.model.resolve import SHIPPED_MODELS, model_source
         from unetpp.runtimes import open_runtime, resolve_model
 
         s = self.settings
         if s.save_dir:
             Path(s.save_dir).mkdir(parents=True, exist_ok=True)
-        source = Path(s.model) if s.model else shipped_checkpoint()
+        source = model_source(s.model)
         _, path = resolve_model(source, s.backend)
         runtime = open_runtime(source, s.backend, threads=s.threads)
         batcher = Batcher(runtime, self.metrics, s.batch_size, s.max_wait_ms)
         batcher.start()
-        shipped = source.resolve() == shipped_checkpoint().resolve()
+        shipped = next((name for name, p in SHIPPED_MODELS.items() if p.resolve() == source.resolve()), None)
         self.identity = {"name": source.stem, "file": path.name, "sha256": file_sha256(path),
                          "source_sha256": file_sha256(source) if source != path else None,
                          "backend": runtime.name, "backend_version": runtime.version(),
                          "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict()}
-        self.card = {**self.identity, "shipped": shipped, "input": list(runtime.input_shape),
-                     "task": "nuclei segmentation (UNet++), instances by a distance-transform split",
-                     "accuracy": SHIPPED_ACCURACY if shipped else None,
+        self.card = {**self.identity, "shipped": shipped is not None, "shipped_name": shipped,
+                     "input": list(runtime.input_shape),
+                     "task": TASKS["border" if "border" in runtime.outputs else "foreground"],
+                     "accuracy": SHIPPED_ACCURACY.get(shipped or ""),
                      "batching": {"batch_size": s.batch_size, "max_wait_ms": s.max_wait_ms}}
         self.batcher = batcher
 
