@@ -17,8 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Export with the TorchScript exporter (input actual_input_1, output output1, dynamic axis 0), "
         "run onnx.checker, compare onnxruntime with PyTorch on nuclei-like input and write OUT.parity.json.",
     )
-    p.add_argument("checkpoint", nargs="?", type=Path, default=None,
-                   help="unetpp .pt or upstream model.pth (with config.yml beside it); default: the shipped one")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="unetpp .pt, upstream model.pth (with config.yml beside it) or a shipped model's name "
+                        "(guide, instance); default: the shipped guide model")
     add_output(p, "the .onnx file to write (with --format bioimageio: the package .zip)", type=Path)
     p.add_argument("--format", choices=("onnx", "bioimageio"), default="onnx",
                    help="onnx: the guide's ONNX file; bioimageio: a BioImage Model Zoo package (format 0.5: "

@@ -11,7 +11,7 @@ from unetpp.atomic import atomic_path, file_sha256  # noqa: F401 - file_sha256 r
 from unetpp.config import ModelConfig, PreprocessConfig
 from unetpp.errors import CheckpointError, InputError, expected_found
 from unetpp.model.network import NestedUNet, build_model
-from unetpp.model.resolve import shipped_checkpoint  # noqa: F401 - re-exported (its torch-free home)
+from unetpp.model.resolve import model_source, shipped_checkpoint  # noqa: F401 - re-exported (torch-free home)
 
 FORMAT = "unetpp-checkpoint"
 FORMAT_VERSION = 1
@@ -82,7 +82,7 @@ def load_checkpoint(path: str | Path | None = None, up_mode: str | None = None) 
 
     `up_mode` overrides the upsampling (upstream files do not record it; the guide's default is nearest).
     """
-    path = Path(path) if path is not None else shipped_checkpoint()
+    path = model_source(path)  # None: the shipped guide model; "guide"/"instance": a shipped model by name
     if not path.is_file():
         raise InputError(expected_found("checkpoint", "a file", f"nothing at {path}"))
     try:
