@@ -8,9 +8,9 @@ chooses anything).
 
 Variants: guide (`--model guide`, tile, its `fit` scale), instance (the default predict: the shipped instance
 model through ONNX Runtime), instance_tta (+ `--tta`), instance_torch (`--backend torch`: the PyTorch reference),
-instance_openvino / instance_int8 (OpenVINO IRs from `unetpp compile`). Results accumulate in
-bench/results/instance_val.json (a variant run again replaces its entry); instance_val.md is rewritten from all
-entries, with each runtime's mAP drop against instance_torch.
+instance_openvino / instance_int8 (OpenVINO IRs from `unetpp compile`), instance_ort_int8 (ONNX Runtime QDQ
+int8). Results accumulate in bench/results/instance_val.json (a variant run again replaces its entry);
+instance_val.md is rewritten from all entries, with each runtime's mAP drop against instance_torch.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def variant_args(name: str, a: argparse.Namespace) -> list[str]:
     table = {"guide": ["--model", "guide", "--mode", "tile"], "instance": [], "instance_tta": ["--tta"],
              "instance_torch": ["--backend", "torch"],
              "instance_openvino": ["--model", str(a.ir_fp32), "--backend", "openvino"],
-             "instance_int8": ["--model", str(a.ir_int8), "--backend", "openvino"]}
+             "instance_int8": ["--model", str(a.ir_int8), "--backend", "openvino"],
+             "instance_ort_int8": ["--model", str(a.ort_int8), "--backend", "onnxruntime"]}
     if name not in table:
         raise SystemExit(f"unknown variant {name!r}: expected one of {', '.join(table)}")
     return table[name]
@@ -47,7 +48,7 @@ def run(cmd: list[str]) -> float:
 def one(name: str, args: list[str], a: argparse.Namespace) -> dict:
     pred, ev = a.out / name, a.out / f"{name}_eval"
     cmd = [*UNETPP, "predict", str(a.data / "stage1_train"), "--ids", str(a.data / "val_ids.txt"), "-o", str(pred),
-           "--no-progress", "--overwrite", "--threads", str(a.threads), *args]
+           "--no-progress", "--overwrite", "--no-resume", "--threads", str(a.threads), *args]
     wall = run(cmd)
     run([*UNETPP, "evaluate", "--instances", str(pred), "--gt", str(a.data), "--ids", str(a.data / "val_ids.txt"),
          "-o", str(ev)])
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ir-fp32", type=Path, default=ROOT / "runs" / "instance_rt" / "instance_fp32.xml")
     ap.add_argument("--ir-int8", type=Path, default=ROOT / "runs" / "instance_rt" / "instance_int8.xml")
+    ap.add_argument("--ort-int8", type=Path, default=ROOT / "runs" / "instance_rt" / "instance_ort_int8.onnx")
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "dsb2018")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "instance_val")
     a = ap.parse_args()
