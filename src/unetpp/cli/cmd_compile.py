@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "first) for one backend. onnxruntime: an optimised .onnx (--int8: static QDQ, u8 activations, "
                        "s8 per-channel weights). openvino: IR .xml/.bin (--int8: NNCF). With --val and --masks the "
                        "guide IoU of the source and the result is compared and a drop above --max-iou-drop is refused.")
-    p.add_argument("model", metavar="MODEL", help="the source model: .onnx, an IR .xml, or a checkpoint .pt/.pth")
+    p.add_argument("model", metavar="MODEL",
+                   help="the source model: .onnx, an IR .xml, a checkpoint .pt/.pth or a shipped model's name "
+                   "(guide, instance)")
     p.add_argument("--backend", required=True, choices=["onnxruntime", "openvino"], help="the target runtime")
     add_output(p, "the artefact: .onnx (onnxruntime) or .xml (openvino); a report <OUT stem>.compile.json is "
                "written beside it", metavar="OUT")

@@ -16,6 +16,7 @@ from unetpp.compile import onnx_passes, ov_passes
 from unetpp.compile.guard import AccuracyDropError, calibration_samples, compare
 from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.model.metadata import METADATA_KEY, read_onnx_metadata, to_props, write_onnx_metadata
+from unetpp.model.resolve import model_source
 
 BACKENDS = {"onnxruntime": ".onnx", "openvino": ".xml"}
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -79,7 +80,7 @@ def compile_model(model: str | Path, backend: str, out: str | Path, batch: int |
     With val/masks the guide IoU of source vs artefact is measured and a drop above max_iou_drop is refused
     (nothing written) unless force. Outputs appear only complete (built in a temporary folder, then renamed).
     """
-    model, out = Path(model), Path(out)
+    model, out = model_source(model), Path(out)  # a shipped model's name (guide, instance) or a path
     calib_p, val_p, masks_p = (Path(p) if p is not None else None for p in (calib, val, masks))
     _check_args(model, backend, out, batch, int8, calib_p, val_p, masks_p)
     ensure_dir(out.parent)
