@@ -64,3 +64,18 @@ def test_a_package_with_a_wrong_hash_is_refused(shipped_package: Path, tmp_path:
                "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "sha-256: expected" in err.lower() and "Traceback" not in err
+
+
+def test_the_instance_model_travels_with_its_protocol(tmp_path: Path) -> None:
+    """`export instance --format bioimageio`: the package declares both outputs and carries the scale rule, so
+    `predict --model PKG` runs the instance protocol (tile at nuclei@150, seeds + watershed) with the native
+    path's labels."""
+    pkg = tmp_path / "instance.zip"
+    assert main(["export", "instance", "--format", "bioimageio", "-o", str(pkg)]) == 0
+    img = _discs(tmp_path / "discs.png")
+    for name, model in (("native", []), ("package", ["--model", str(pkg)])):
+        assert main(["predict", str(img), "-o", str(tmp_path / name), "--no-progress", *model]) == 0
+    assert (tmp_path / "native" / "discs_labels.png").read_bytes() == \
+        (tmp_path / "package" / "discs_labels.png").read_bytes()
+    image = json.loads((tmp_path / "package" / "predict_summary.json").read_text())["images"][0]
+    assert image["mode"] == "tile" and image["scale_rule"] == "nuclei@150" and image["nuclei"] == 3

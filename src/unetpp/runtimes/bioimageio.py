@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from unetpp.config import PreprocessConfig
 from unetpp.model.zoo_package import open_package, zoo_runtime_inputs
 from unetpp.runtimes.ort import OrtRuntime
 
@@ -49,6 +50,9 @@ class BioimageioRuntime(OrtRuntime):
         self.metadata = {"outputs": info["output_channels"],
                          "output_kind": "logits" if info["outputs_are_logits"] else "probability",
                          "package": {"name": self._package.name, "source": str(self.model)}}
+        ours = ((self._package.rdf.get("config") or {}).get("unetpp") or {})
+        if isinstance(ours.get("scale"), dict):  # a package exported by unetpp from a model with its own scale rule
+            self.metadata["scale"] = ours["scale"]
 
     def _onnx_path(self) -> Path:
         return Path(self._info["onnx_path"])
@@ -65,6 +69,11 @@ class BioimageioRuntime(OrtRuntime):
 
     def image_normalizer(self) -> Any:
         return PackageNormalizer(self._info)
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        """The package's own steps normalise images (image_normalizer); the config gives the window size only."""
+        return PreprocessConfig(size=int(self.input_shape[-1]))
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

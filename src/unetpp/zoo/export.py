@@ -119,14 +119,24 @@ def _encode(ext: str, img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def _encode_pages(prob: np.ndarray) -> bytes:
+    """A float32 TIFF of a (C, H, W) probability: one page (H, W) per channel, so any number of channels (the
+    instance model has 2, which no single-page image format holds)."""
+    pages = [np.ascontiguousarray(c, dtype=np.float32) for c in prob]
+    if len(pages) == 1:
+        return _encode(".tiff", pages[0])
+    ok, buf = cv2.imencodemulti(".tiff", pages)
+    if not ok:
+        raise ModelFileError("cannot encode the sample output as a multi-page TIFF")
+    return buf.tobytes()
+
+
 def _samples(img_pkg: np.ndarray, order: str, prob: np.ndarray) -> dict[str, tuple[str, bytes]]:
     """The test image as a PNG (cv2 writes BGR, so the PNG holds the colours as they are) and the probability as a
-    float32 TIFF, (H, W) or (H, W, C)."""
+    float32 TIFF, one page per output channel."""
     img_bgr = img_pkg[..., ::-1] if order == "rgb" else img_pkg
-    prob_hwc = prob.transpose(1, 2, 0)
     return {"input": ("sample_input.png", _encode(".png", np.ascontiguousarray(img_bgr))),
-            "output": ("sample_output.tif", _encode(".tiff", np.ascontiguousarray(
-                prob_hwc[..., 0] if prob_hwc.shape[2] == 1 else prob_hwc, dtype=np.float32)))}
+            "output": ("sample_output.tif", _encode_pages(prob))}
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray) -> float:

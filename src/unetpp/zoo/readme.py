@@ -119,7 +119,7 @@ def config_section(cfg: ModelConfig, pre: PreprocessConfig, order: str, meta: di
     }
     if checkpoint_sha256 in ORT_FIGURES:
         out["onnxruntime_figures"] = ORT_FIGURES[checkpoint_sha256]
-    for k in ("val_iou_guide", "val_iou_upstream", "epoch", "n_train", "n_val"):
+    for k in ("val_iou_guide", "val_iou_upstream", "epoch", "n_train", "n_val", "scale"):  # scale: predict's rule
         if k in meta:
             out[k] = meta[k]
     return out
