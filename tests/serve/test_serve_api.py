@@ -168,21 +168,26 @@ def test_metrics_are_prometheus_text(server: Server) -> None:
         assert name in r.text, name
 
 
-def test_timeout_gives_504_and_nothing_is_written(images: list[Path], tmp_path: Path) -> None:
-    """No token (open), a tiny --timeout-s, no --save: a request gets 504; requests write nothing in the working
-    folder or TMPDIR (onnxruntime itself leaves a `.ses` file in TMPDIR when imported, at start-up)."""
+def test_timeout_gives_504_full_queue_429_and_nothing_is_written(images: list[Path], tmp_path: Path) -> None:
+    """No token (open), a tiny --timeout-s, --max-queue 1, no --save: a request gets 504, a ZIP of two images 429
+    (all or nothing); requests write nothing in the working folder or TMPDIR (onnxruntime itself leaves a `.ses`
+    file in TMPDIR when imported, at start-up)."""
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
     tmp.mkdir()
-    srv = start_server(["--timeout-s", "0.001", "--threads", "1"], tmp_path / "serve.log", cwd=cwd,
-                       env={"TMPDIR": str(tmp)})
+    srv = start_server(["--timeout-s", "0.001", "--max-queue", "1", "--threads", "1"], tmp_path / "serve.log",
+                       cwd=cwd, env={"TMPDIR": str(tmp)})
     before = sorted(cwd.iterdir()) + sorted(tmp.iterdir())
     try:
         assert httpx.get(srv.url + "/v1/model").status_code == 200  # no --token: open
-        r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.png", images[0].read_bytes())}, timeout=60)
-        _assert_refused(r, 504, "timed out")
+        two = [("file", ("a.png", images[0].read_bytes())), ("file", ("b.png", images[1].read_bytes()))]
+        r = httpx.post(srv.url + "/v1/segment.zip", files=two, timeout=60)  # 2 images > --max-queue 1
+        _assert_refused(r, 429, "max-queue 1")
+        assert r.headers["retry-after"] == "1"
         r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.txt", b"x" * 5000)}, timeout=60)
         _assert_refused(r, 415)
+        r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.png", images[0].read_bytes())}, timeout=60)
+        _assert_refused(r, 504, "timed out")  # last: the timed-out image still occupies the queue a while
         assert httpx.get(srv.url + "/v1/health").status_code == 200 and srv.proc.poll() is None
     finally:
         stop_server(srv)

@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, default=32.0, help="largest request body (default 32)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (default 40000000)")
     p.add_argument("--timeout-s", type=float, default=60.0, help="per-request limit → 504 (default 60)")
+    p.add_argument("--max-queue", type=int, default=256,
+                   help="images waiting or running across requests; a request that would pass it gets 429 with "
+                   "Retry-After (default 256)")
     p.add_argument("--batch-size", type=count(1), default=16,
                    help="tiles per runtime call, across requests (default 16)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from unetpp.serve.service import ServeSettings
 
     for name, value, low in (("--port", args.port, 0), ("--max-pixels", args.max_pixels, 1),
-                             ("--batch-size", args.batch_size, 1), ("--replicas", args.replicas, 1)):
+                             ("--batch-size", args.batch_size, 1), ("--replicas", args.replicas, 1),
+                             ("--max-queue", args.max_queue, 1)):
         if value < low:
             raise InputError(expected_found(name, f"an integer >= {low}", value))
     for name, value in (("--max-upload-mb", args.max_upload_mb), ("--timeout-s", args.timeout_s),
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, model=args.model, backend=args.backend, threads=args.threads,
         token=args.token or os.environ.get("UNETPP_TOKEN") or None,
         limits=Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels),
-        timeout_s=args.timeout_s, batch_size=args.batch_size, max_wait_ms=args.max_wait_ms, save_dir=args.save)
+        timeout_s=args.timeout_s, max_queue=args.max_queue, batch_size=args.batch_size,
+        max_wait_ms=args.max_wait_ms, save_dir=args.save)
     if args.engine == "ray":
         from unetpp.serve.ray_serve import serve_on_ray
 

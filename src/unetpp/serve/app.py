@@ -89,7 +89,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, exc: RequestError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {"Retry-After": "1"} \
+            if exc.status == 429 else None
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -175,6 +176,14 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             raise _too_big(sum(len(d) for _, d in files))
         return files, fields
 
+    def admit(n: int) -> None:
+        """429 when the images already waiting plus this request's would pass --max-queue (all or none of a
+        request's images are queued, so a ZIP is never half-done)."""
+        depth = svc.batcher.depth()
+        if depth + n > settings.max_queue:
+            raise RequestError(429, "busy", f"room for {n} image(s) in the queue (--max-queue {settings.max_queue})",
+                               f"{depth} image(s) waiting or running; retry later")
+
     async def segment_one(stem: str, data: bytes, options: Any) -> tuple[Any, dict[str, Any], dict[str, float]]:
         image = await run_in_threadpool(decode_image, data, stem, limits)
         future = svc.batcher.submit(image, options)
@@ -226,6 +235,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         need_ready()
         files, fields = await read_form(request, many=False)
         options = parse_options(fields)
+        admit(1)
         stem, data = files[0]
         image, record, timings = await segment_one(stem, data, options)
         timings["total_ms"] = round((time.perf_counter() - t0) * 1000, 2)
@@ -240,6 +250,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         need_ready()
         files, fields = await read_form(request, many=True)
         options = parse_options(fields)
+        admit(len(files))
         done = await asyncio.gather(*(segment_one(stem, data, options) for stem, data in files))
         entries = [(stem, image, record) for (stem, _), (image, record, _) in zip(files, done)]
         data = await run_in_threadpool(svc.zip_bytes, entries)

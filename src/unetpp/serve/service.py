@@ -57,6 +57,7 @@ class ServeSettings:
     token: str | None = None
     limits: Limits = field(default_factory=Limits)
     timeout_s: float = 60.0
+    max_queue: int = 256  # images waiting or running, across requests; beyond it a request gets 429
     batch_size: int = 16
     max_wait_ms: float = 5.0
     save_dir: str | None = None
