@@ -91,6 +91,20 @@ def test_evaluate_reads_an_infer_run_folder(cli, scored: tuple[Path, Path], tmp_
     r = cli("evaluate", *scored, "--csv", tmp_path / "per image é.csv")
     assert r.rc == 0 and "IoU: " in r.out and "images: 2" in r.out, r.err
     assert (tmp_path / "per image é.csv").read_text().count("\n") == 3
+    assert "did not complete" not in r.err
+
+
+@pytest.mark.parametrize("manifest, says", [
+    ({"state": "partial", "command": "infer", "counts": {"failed": 1}}, "infer run that did not complete (state "
+                                                                        "partial, 1 item(s) failed)"),
+    ({"state": "running", "command": "predict"}, "predict run that did not complete (state running)"),
+    (None, "unreadable unetpp-run.json")])
+def test_evaluate_notes_an_unfinished_run_folder(manifest, says: str, cli, scored: tuple[Path, Path]) -> None:
+    """A partial or killed run is scored on what it wrote, with a note saying so (exit 0: scoring worked)."""
+    res, masks = scored
+    (res / MANIFEST).write_text("{not json" if manifest is None else json.dumps(manifest))
+    r = cli("evaluate", res, masks)
+    assert r.rc == 0 and says in r.err and "images: 2" in r.out, r.err
 
 
 @pytest.mark.parametrize("case", ["csv_in_proc", "csv_is_folder", "results_missing", "masks_missing",

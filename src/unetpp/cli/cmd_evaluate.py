@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from unetpp.cli.options import add_output
@@ -58,12 +59,21 @@ def run(args: argparse.Namespace) -> int:
         from unetpp.atomic import check_writable
 
         check_writable(args.csv)
+    _warn_unfinished(args.results)
     r = evaluate(args.results, args.masks, ids=ids, csv_path=args.csv)
     print(f"IoU: {r['iou_guide']:.4f}")
     print(f"upstream IoU (sigmoid > 0.5, pooled per batch of 16): {r['iou_upstream']:.4f}")
     print(f"Dice (logits > 0.5, per-image mean): {r['dice']:.4f}")
     print(f"images: {r['n_images']}" + (f"; per-image CSV: {args.csv}" if args.csv else ""))
     return 0
+
+
+def _warn_unfinished(results: Path) -> None:
+    from unetpp.core.runfolder import unfinished_note
+
+    note = unfinished_note(results)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _run_instances(args: argparse.Namespace) -> int:
@@ -75,6 +85,7 @@ def _run_instances(args: argparse.Namespace) -> int:
                          f"(--instances with {', '.join(mixed)}); full-resolution mode writes REPORT_DIR/per_image.csv")
     gt = args.gt if args.gt is not None else resolve_data_dir(None)
     ids = read_ids(args.ids) if args.ids else None
+    _warn_unfinished(args.instances)
     r = evaluate_full_resolution(args.instances, gt, ids=ids, out_dir=args.output, overlays=args.overlays)
     print(f"DSB2018 mAP (IoU 0.50-0.95): {r['map']:.4f}")
     print(f"AP@0.50: {r['ap_50']:.4f}  AP@0.75: {r['ap_75']:.4f}")

@@ -100,6 +100,26 @@ def refuse_same_file(output: str | Path, inputs: list[str | Path | None], what: 
                                             "Choose another output name"))
 
 
+def unfinished_note(path: str | Path) -> str | None:
+    """A note for a reader of a run folder that is not complete (partial, still running or killed, unreadable
+    manifest); None for a complete one or a folder that is no run folder."""
+    f = Path(path) / MANIFEST
+    if not f.is_file():
+        return None
+    try:
+        manifest = json.loads(f.read_text())
+        state = manifest.get("state")
+    except (OSError, ValueError, AttributeError):
+        return f"note: {path} has an unreadable {MANIFEST}; scoring the outputs present"
+    if state == "complete":
+        return None
+    counts = manifest.get("counts") or {}
+    failed = counts.get("n_failed", counts.get("failed"))
+    detail = f", {failed} item(s) failed" if failed else (f": {manifest['error']}" if manifest.get("error") else "")
+    return (f"note: {path} is from a {manifest.get('command') or 'unetpp'} run that did not complete (state "
+            f"{state}{detail}); scoring the outputs present")
+
+
 class RunFolder:
     """The manifest and lock of one command's output folder (see the module docstring)."""
 
