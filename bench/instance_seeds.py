@@ -70,7 +70,7 @@ def guide_median_area(img: np.ndarray) -> float | None:
     g = _GUIDE[0]
     x = torch.from_numpy(normalize(cv2.resize(img, (g.preprocess.size, g.preprocess.size)), g.preprocess))[None]
     logits = g.model(x)[0, 0].numpy()
-    fg = cv2.resize(logits, (img.shape[1], img.shape[0])) > g.preprocess.threshold
+    fg = cv2.resize(logits, (img.shape[1], img.shape[0])) > g.preprocess.logit_threshold
     return median_nucleus_area(label_nuclei(fg))
 
 
