@@ -113,6 +113,10 @@ def _around(v: float, step: float = 0.05) -> list[float]:
     return [round(min(max(v + k * step, 0.05), 0.95), 2) for k in (-1, 0, 1)]
 
 
+def _around_int(v: int) -> list[int]:
+    return sorted({max(1, v // 2), v, v * 2})
+
+
 def search(items: list[dict]) -> dict:
     """Coordinate search: thresholds x flood, then the area limits, then thresholds +-0.05, then the flags."""
     tried: list[dict] = []
@@ -130,6 +134,7 @@ def search(items: list[dict]) -> dict:
         lambda b: {"min_seed_area": [1, 4, 9, 16, 25], "min_area": [8, 16, 32, 48, 64]},
         lambda b: {"t_fg": _around(b.t_fg), "t_border": _around(b.t_border)},
         lambda b: {"fill_holes": [True, False], "keep_unseeded": [True, False]},
+        lambda b: {"min_mean_fg": [0.0, 0.75, 0.8, 0.85, 0.9], "min_area": _around_int(b.min_area)},
     ]
     for make in grids:
         grid = make(best)

@@ -60,6 +60,19 @@ def test_small_objects_are_removed_holes_filled_unseeded_kept():
     assert labels_from_body_border(fg, all_border, SeedParams(keep_unseeded=False)).max() == 0
 
 
+def test_faint_objects_are_dropped_by_mean_foreground():
+    """Two separate discs, one confident (p 0.95) and one faint (p 0.75, above t_fg 0.7): min_mean_fg 0.8 keeps only
+    the confident one; 0 (the default) keeps both."""
+    fg = np.zeros((64, 64), np.float32)
+    yy, xx = np.mgrid[:64, :64]
+    fg[(yy - 16) ** 2 + (xx - 16) ** 2 <= 49] = 0.95
+    fg[(yy - 44) ** 2 + (xx - 44) ** 2 <= 49] = 0.75
+    border = np.zeros_like(fg)
+    assert labels_from_body_border(fg, border, SeedParams()).max() == 2
+    kept = labels_from_body_border(fg, border, SeedParams(min_mean_fg=0.8))
+    assert kept.max() == 1 and kept[16, 16] == 1 and kept[44, 44] == 0
+
+
 def test_bad_inputs_are_refused():
     with pytest.raises(InputError, match="one size"):
         labels_from_body_border(np.zeros((4, 4)), np.zeros((4, 5)))

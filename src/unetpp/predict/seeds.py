@@ -7,7 +7,9 @@ labels_from_body_border(fg_prob, border_prob, params):
 3. the seeds are grown over the foreground by skimage's watershed: on border_prob (`flood="border"`, the cut
    follows the predicted border ridge) or on -distance to the background (`flood="distance"`);
 4. foreground components that hold no seed are kept as nuclei of their own (`keep_unseeded`);
-5. nuclei smaller than `min_area` pixels are removed, holes inside each nucleus are filled;
+5. nuclei smaller than `min_area` pixels are removed, and those whose mean foreground probability is below
+   `min_mean_fg` (0: off; confident nuclei against the faint fragments a bright-field cell outline leaves);
+   holes inside each nucleus are filled;
 6. ids are renumbered 1..n in raster order.
 Areas are in pixels of the arrays given (the model-input scale when the model runs at its normalised scale).
 """
@@ -41,11 +43,12 @@ class SeedParams:
     flood: str = "border"
     keep_unseeded: bool = True
     fill_holes: bool = True
+    min_mean_fg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.flood not in FLOODS:
             raise InputError(expected_found("seed flood surface", " or ".join(FLOODS), repr(self.flood)))
-        for name in ("t_fg", "t_border"):
+        for name in ("t_fg", "t_border", "min_mean_fg"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise InputError(expected_found(f"seed parameter {name}", "a probability in [0, 1]", v))
@@ -109,6 +112,12 @@ def labels_from_body_border(fg_prob: np.ndarray, border_prob: np.ndarray,
         small = areas < p.min_area
         small[0] = False
         labels[small[labels]] = 0
+    if p.min_mean_fg > 0 and labels.max() > 0:
+        areas = np.bincount(labels.ravel())
+        sums = np.bincount(labels.ravel(), weights=fg_prob.ravel(), minlength=areas.size)
+        faint = sums < p.min_mean_fg * areas  # mean < min_mean_fg (absent ids: 0 < 0 is False)
+        faint[0] = False
+        labels[faint[labels]] = 0
     if p.fill_holes and labels.max() > 0:
         labels = _fill_holes(labels)
     return _raster_relabel(labels) if labels.max() > 0 else labels
