@@ -134,7 +134,7 @@ def search(items: list[dict]) -> dict:
         lambda b: {"min_seed_area": [1, 4, 9, 16, 25], "min_area": [8, 16, 32, 48, 64]},
         lambda b: {"t_fg": _around(b.t_fg), "t_border": _around(b.t_border)},
         lambda b: {"fill_holes": [True, False], "keep_unseeded": [True, False]},
-        lambda b: {"min_mean_fg": [0.0, 0.75, 0.8, 0.85, 0.9], "min_area": _around_int(b.min_area)},
+        lambda b: {"min_mean_fg": [0.0, 0.8, 0.85, 0.9, 0.93, 0.96], "min_area": _around_int(b.min_area)},
     ]
     for make in grids:
         grid = make(best)
