@@ -16,7 +16,7 @@ def _disc(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:
 
 def _touching_discs() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     a, b = _disc((64, 64), 32, 22, 10), _disc((64, 64), 32, 41, 10)
-    fg = (a | b).astype(np.float32) * 0.9
+    fg = (a | b).astype(np.float32) * 0.95
     border = np.zeros_like(fg)
     border[:, 30:34] = 0.9  # the band where the two discs meet
     border[~(a | b)] = 0.0
@@ -61,16 +61,17 @@ def test_small_objects_are_removed_holes_filled_unseeded_kept():
 
 
 def test_faint_objects_are_dropped_by_mean_foreground():
-    """Two separate discs, one confident (p 0.95) and one faint (p 0.75, above t_fg 0.7): min_mean_fg 0.8 keeps only
-    the confident one; 0 (the default) keeps both."""
+    """Two separate discs, one confident (p 0.95) and one faint (p 0.75, above t_fg): min_mean_fg 0.8 (and the
+    default 0.9) keeps only the confident one; 0 (off) keeps both."""
     fg = np.zeros((64, 64), np.float32)
     yy, xx = np.mgrid[:64, :64]
     fg[(yy - 16) ** 2 + (xx - 16) ** 2 <= 49] = 0.95
     fg[(yy - 44) ** 2 + (xx - 44) ** 2 <= 49] = 0.75
     border = np.zeros_like(fg)
-    assert labels_from_body_border(fg, border, SeedParams()).max() == 2
-    kept = labels_from_body_border(fg, border, SeedParams(min_mean_fg=0.8))
-    assert kept.max() == 1 and kept[16, 16] == 1 and kept[44, 44] == 0
+    assert labels_from_body_border(fg, border, SeedParams(min_mean_fg=0.0)).max() == 2
+    for params in (SeedParams(min_mean_fg=0.8), SeedParams()):
+        kept = labels_from_body_border(fg, border, params)
+        assert kept.max() == 1 and kept[16, 16] == 1 and kept[44, 44] == 0
 
 
 def test_bad_inputs_are_refused():
