@@ -61,6 +61,16 @@ def build_toy_package(folder: Path, name: str = "toy.zip", torchscript: bool = T
 
 
 @pytest.fixture(scope="session")
+def instance_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`unetpp export instance --format bioimageio -o PKG.zip`: the shipped 2-output instance model."""
+    from unetpp.cli.main import main
+
+    out = tmp_path_factory.mktemp("zoo_instance") / "unetpp_instance.zip"
+    assert main(["export", "instance", "--format", "bioimageio", "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def toy_builder():
     """build_toy_package, for tests that need a variant."""
     return build_toy_package

@@ -66,12 +66,11 @@ def test_a_package_with_a_wrong_hash_is_refused(shipped_package: Path, tmp_path:
     assert rc == 2 and "sha-256: expected" in err.lower() and "Traceback" not in err
 
 
-def test_the_instance_model_travels_with_its_protocol(tmp_path: Path) -> None:
+def test_the_instance_model_travels_with_its_protocol(instance_package: Path, tmp_path: Path) -> None:
     """`export instance --format bioimageio`: the package declares both outputs and carries the scale rule, so
     `predict --model PKG` runs the instance protocol (tile at nuclei@150, seeds + watershed) with the native
     path's labels."""
-    pkg = tmp_path / "instance.zip"
-    assert main(["export", "instance", "--format", "bioimageio", "-o", str(pkg)]) == 0
+    pkg = instance_package
     img = _discs(tmp_path / "discs.png")
     for name, model in (("native", []), ("package", ["--model", str(pkg)])):
         assert main(["predict", str(img), "-o", str(tmp_path / name), "--no-progress", *model]) == 0
