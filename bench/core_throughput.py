@@ -33,6 +33,14 @@ PY = sys.executable
 UNETPP = [PY, "-m", "unetpp"]
 
 
+
+def _provenance(doc: dict, rounds: list[dict]) -> str:
+    """The results file's line on where, when and how it was measured."""
+    m = doc["machine"]
+    return (f"Machine: {m['cpu']}, {m['usable_cores']} usable cores; {doc['date']}; `{doc['command']}`; "
+            f"{len(rounds)} rounds, medians; load average before each round: "
+            + ", ".join(f"{r['load_avg_before']:.1f}" for r in rounds) + ".")
+
 def run(cmd: list[str]) -> tuple[float, str]:
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -152,9 +160,7 @@ def write_openvino(rounds: list[dict], out: Path) -> None:
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [
         "# OpenVINO through unetpp vs OpenVINO's own benchmark_app, same model file (fp32 ONNX), batch 1", "",
-        f"Machine: {m['cpu']}, {m['usable_cores']} usable cores; {doc['date']}; `{doc['command']}`; "
-        f"{len(rounds)} rounds, medians; load average before each round: "
-        + ", ".join(f"{r['load_avg_before']:.1f}" for r in rounds) + ".", "",
+        _provenance(doc, rounds), "",
         "| what | images/s |", "|---|---:|",
         f"| `unetpp infer --backend openvino --backend-option hint=throughput` (134 real inputs, compute only, "
         f"overlapped requests counted once) | {med(ov):.2f} |",
@@ -204,12 +210,9 @@ def write(rounds: list[dict], out: Path) -> None:
            " ".join(sys.argv[1:])}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    m = doc["machine"]
     lines = [
         "# The inference core: end to end vs compute only, and vs OpenVINO's benchmark_app", "",
-        f"Machine: {m['cpu']}, {m['usable_cores']} usable cores; {doc['date']}; `{doc['command']}`; "
-        f"{len(rounds)} rounds, medians; load average before each round: "
-        + ", ".join(f"{r['load_avg_before']:.1f}" for r in rounds) + ".", "",
+        _provenance(doc, rounds), "",
         "| what | figure | definition |", "|---|---:|---|",
         f"| `unetpp predict --mode tile`, 134 val images | {summary['predict_tiles_per_s']:.2f} tiles/s | end to end "
         "(decode, tiles, infer, blend, split, write), from predict_summary.json |",

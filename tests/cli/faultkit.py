@@ -4,8 +4,11 @@ are re-exported by conftest.py; helpers are imported by the test modules)."""
 from __future__ import annotations
 
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -107,6 +110,22 @@ def subprocess_env() -> dict[str, str]:
 
 def run_sub(*argv: object, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(unetpp_cmd(*argv), capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
+
+
+def kill_midway_then_rerun(argv: list[object], run_folder: Path) -> subprocess.CompletedProcess:
+    """Start `unetpp ARGV`, SIGKILL it at a random point once it holds the run folder's lock, then run it again
+    to the end and return that rerun."""
+    from unetpp.core.runfolder import LOCK
+
+    p = subprocess.Popen(unetpp_cmd(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (run_folder / LOCK).exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the run has begun: kill it at a random point of its work
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.8))
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    return run_sub(*argv)
 
 
 @pytest.fixture()

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from faultkit import listing, run_sub, subprocess_env, tiny_onnx, unetpp_cmd
+from faultkit import kill_midway_then_rerun, listing, subprocess_env, tiny_onnx, unetpp_cmd
 
 from unetpp.core.runfolder import LOCK, MANIFEST
 
@@ -248,15 +246,7 @@ def test_kill_9_then_rerun_gives_identical_outputs(cli, bins: Path, onnx_model: 
     out = tmp_path / "o" / "r"
     argv = ["infer", "--model", onnx_model, "--input", src, "-o", out.parent, "--output-dirname", "r",
             "--no-progress", "--threads", "1"]
-    p = subprocess.Popen(unetpp_cmd(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (out / LOCK).exists() and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # the run has begun: kill it at a random point of its work
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.8))
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    r = run_sub(*argv)
+    r = kill_midway_then_rerun(argv, out)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert listing(out) == listing(ref)  # nothing left behind: no temporary file, no lock
     assert all((out / n).read_bytes() == (ref / n).read_bytes() for n in listing(ref) if n != MANIFEST)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from faultkit import listing, run_sub, subprocess_env, unetpp_cmd, write_png
+from faultkit import kill_midway_then_rerun, listing, write_png
 
 from unetpp.core.runfolder import LOCK, MANIFEST
 
@@ -203,15 +199,7 @@ def test_kill_9_then_rerun_gives_identical_outputs(cli, images: Path, onnx_model
     assert _predict(cli, onnx_model, images, "-o", ref).rc == 0
     out = tmp_path / "o"
     argv = ["predict", images, "-o", out, "--model", onnx_model, "--no-progress", "--threads", "2"]
-    p = subprocess.Popen(unetpp_cmd(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (out / LOCK).exists() and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # the run has begun: kill it at a random point of its work
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.8))
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    r = run_sub(*argv)
+    r = kill_midway_then_rerun(argv, out)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert listing(out) == listing(ref)  # no temporary file, no lock left
     per_image = [n for n in listing(ref) if n.endswith(OUTS)]
