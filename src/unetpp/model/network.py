@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from unetpp.config import NB_FILTER, ModelConfig
+from unetpp.errors import UnetppError, expected_found
 
 
 class VGGBlock(nn.Module):
@@ -50,19 +51,67 @@ class NestedUNet(nn.Module):
         else:
             self.final = nn.Conv2d(f[0], n, kernel_size=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        # Columns computed in upstream's order: x0_0, x1_0, x0_1, x2_0, x1_1, x0_2, ...
+    @property
+    def max_depth(self) -> int:
+        """The deepest output node X0,d this network has (4: UNet++ L4)."""
+        return 4
+
+    def depths(self) -> tuple[int, ...]:
+        """The output depths this network can answer at: 1..4 with deep supervision (a head on each X0,d), else 4."""
+        return tuple(range(1, 5)) if self.config.deep_supervision else (4,)
+
+    def check_depth(self, depth: int) -> int:
+        if depth not in self.depths():
+            raise UnetppError(expected_found("output depth", f"one of {list(self.depths())} for this network "
+                                             f"(deep supervision {'on' if self.config.deep_supervision else 'off'})",
+                                             depth))
+        return int(depth)
+
+    def _nodes(self, x: torch.Tensor, depth: int) -> dict[tuple[int, int], torch.Tensor]:
+        """Nodes x(i, j) with i + j <= depth, in upstream's order: x0_0, x1_0, x0_1, x2_0, x1_1, x0_2, ...
+        (X0,d needs exactly these: UNet++'s pruning at inference)."""
         nodes: dict[tuple[int, int], torch.Tensor] = {(0, 0): self.conv0_0(x)}
-        for d in range(1, 5):
+        for d in range(1, depth + 1):
             nodes[(d, 0)] = getattr(self, f"conv{d}_0")(self.pool(nodes[(d - 1, 0)]))
             for j in range(1, d + 1):
                 i = d - j
                 skips = [nodes[(i, k)] for k in range(j)]
                 up = self.up(nodes[(i + 1, j - 1)])
                 nodes[(i, j)] = getattr(self, f"conv{i}_{j}")(torch.cat([*skips, up], 1))
+        return nodes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Logits at X0,4; with deep supervision the four heads' logits [X0,1 .. X0,4] (training's contract)."""
+        nodes = self._nodes(x, 4)
         if self.config.deep_supervision:
             return [getattr(self, f"final{k}")(nodes[(0, k)]) for k in range(1, 5)]
         return self.final(nodes[(0, 4)])
+
+    def forward_depth(self, x: torch.Tensor, depth: int) -> torch.Tensor:
+        """Logits of the head at X0,depth, computing only the nodes it needs (a deeply supervised model's
+        pruned inference); depth 4 of a model without deep supervision is its one output."""
+        self.check_depth(depth)
+        nodes = self._nodes(x, depth)
+        head = getattr(self, f"final{depth}") if self.config.deep_supervision else self.final
+        return head(nodes[(0, depth)])
+
+
+class PrunedNestedUNet(nn.Module):
+    """One output of a NestedUNet at a fixed depth (X0,depth): what export and the runtimes run. At depth 4 it
+    is the full network's scored output; below, the deeper decoder nodes are never computed."""
+
+    def __init__(self, net: NestedUNet, depth: int | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.depth = net.check_depth(depth or net.max_depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_depth(x, self.depth)
+
+
+def node_count(depth: int) -> int:
+    """Convolution blocks evaluated for X0,depth: the nodes x(i, j) with i + j <= depth."""
+    return (depth + 1) * (depth + 2) // 2
 
 
 def build_model(config: ModelConfig | None = None) -> NestedUNet:

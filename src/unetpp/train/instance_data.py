@@ -31,6 +31,7 @@ from unetpp.data.prepare import sample_image_path
 from unetpp.data.preprocess import normalize, read_bgr
 from unetpp.errors import InputError, expected_found
 from unetpp.eval.instance_io import load_gt_instances
+from unetpp.train.appearance_v2 import AppearanceV2, augment_crop_v2
 from unetpp.train.augment import seed_sequence
 from unetpp.train.instance_targets import BorderParams, instance_targets, median_nucleus_area
 from unetpp.train.modality_augment import ModalityParams, augment_crop
@@ -191,13 +192,23 @@ def random_crop(img: np.ndarray, targets: np.ndarray, rng: np.random.Generator, 
     return np.ascontiguousarray(im), np.ascontiguousarray(np.moveaxis(tg, -1, 0))
 
 
-def crops_per_image(data: InstanceData, crop_area: float | None, max_crops: int = 16) -> np.ndarray:
+def nucleus_counts(data: InstanceData) -> np.ndarray:
+    """Nuclei per image (distinct ids in its label image at its scale)."""
+    return np.array([max(len(np.unique(lab)) - 1, 0) for lab in data.labels], np.int64)
+
+
+def crops_per_image(data: InstanceData, crop_area: float | None, max_crops: int = 16,
+                    crop_nuclei: float | None = None) -> np.ndarray:
     """How many crops each image gives per epoch: 1 each (crop_area None), else ceil(H * W / crop_area) at its
-    scale, clipped to [1, max_crops], so large images are not under-sampled."""
+    scale, plus ceil(nuclei / crop_nuclei) when given (crowded images give more crops), clipped to
+    [1, max_crops], so large and crowded images are not under-sampled."""
     if crop_area is None:
         return np.ones(len(data), np.int64)
     px = np.array([lab.size for lab in data.labels], np.float64)
-    return np.clip(np.ceil(px / float(crop_area)), 1, max_crops).astype(np.int64)
+    want = np.ceil(px / float(crop_area))
+    if crop_nuclei is not None:
+        want = want + np.ceil(nucleus_counts(data) / float(crop_nuclei))
+    return np.clip(want, 1, max_crops).astype(np.int64)
 
 
 class InstanceCropDataset(Dataset):
@@ -205,7 +216,7 @@ class InstanceCropDataset(Dataset):
     (seed, epoch, k); by default owners = range(len(data)), one crop per image per epoch."""
 
     def __init__(self, data: InstanceData, seed: int, size: int = 96, jitter: tuple[float, float] = (0.8, 1.25),
-                 modality: ModalityParams | None = None, cfg: PreprocessConfig | None = None,
+                 modality: ModalityParams | AppearanceV2 | None = None, cfg: PreprocessConfig | None = None,
                  crops: np.ndarray | None = None) -> None:
         self.data, self.seed, self.size, self.jitter = data, int(seed), int(size), tuple(jitter)
         self.modality, self.cfg = modality, cfg or PreprocessConfig()
@@ -220,7 +231,9 @@ class InstanceCropDataset(Dataset):
         rng = np.random.default_rng(seed_sequence(self.seed, epoch, STREAM_CROP, k))
         i = int(self.owners[k])
         img, tgt = random_crop(self.data.images[i], self.data.targets[i], rng, self.size, self.jitter)
-        if self.modality is not None:
+        if isinstance(self.modality, AppearanceV2):
+            img, tgt = augment_crop_v2(img, tgt, rng, self.modality)
+        elif self.modality is not None:
             img, tgt = augment_crop(img, tgt, rng, self.modality)
         return img, tgt
 

@@ -9,6 +9,7 @@ from torch import nn
 from unetpp.eval.instance_metrics import instance_score
 from unetpp.predict.seeds import SeedParams, labels_from_body_border
 from unetpp.train.instance_data import HeldOutViews
+from unetpp.train.instance_model import full_depth
 
 
 def _pooled_iou(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -43,13 +44,24 @@ def evaluate_heldout(model: nn.Module, criterion: nn.Module, views: HeldOutViews
     """One eval-mode pass: held-out loss and scores (see score_probs), keys prefixed `heldout_`."""
     model.eval()
     total = 0.0
-    outs = []
+    outs: list[torch.Tensor] = []
+    shallow: dict[int, list[torch.Tensor]] = {}
     n = views.x.shape[0]
     with torch.no_grad():
         for s in range(0, n, batch_size):
             xb, yb = views.x[s:s + batch_size].to(device), views.y[s:s + batch_size].to(device)
-            logits = model(xb).float()
+            out = model(xb)
+            logits = full_depth(out).float()
             total += float(criterion(logits, yb)) * xb.shape[0]
             outs.append(torch.sigmoid(logits).cpu())
+            if isinstance(out, list | tuple):  # deep supervision: the shallower heads' foreground, for pruning
+                for d, head in enumerate(out[:-1], start=1):
+                    shallow.setdefault(d, []).append(torch.sigmoid(head[:, :1].float()).cpu())
     scores = score_probs(torch.cat(outs).numpy(), views, params)
+    t_fg = (params or SeedParams()).t_fg
+    for d, probs in shallow.items():
+        fg = torch.cat(probs).numpy()[:, 0]
+        scores[f"fg_iou_d{d}"] = float(np.mean([
+            _pooled_iou(fg[k, :h, :w] > t_fg, views.y[k, 0, :h, :w].numpy() > 0.5)
+            for k, (h, w) in enumerate(views.valid)]))
     return {"heldout_loss": total / n, **{f"heldout_{k}": v for k, v in scores.items()}}

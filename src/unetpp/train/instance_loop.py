@@ -10,6 +10,7 @@ import io
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from tqdm import tqdm
 
 from unetpp.atomic import ensure_dir, file_sha256, write_text_atomic
 from unetpp.config import PreprocessConfig
+from unetpp.data.selection import resolve_selection
 from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.model.checkpoint import save_checkpoint, shipped_checkpoint
 from unetpp.predict.seeds import SeedParams
+from unetpp.train.appearance_v2 import AppearanceV2
 from unetpp.train.dataset import EpochBatchSampler
+from unetpp.train.ema import WeightEMA
 from unetpp.train.instance_data import (
     S_MAX,
     S_MIN,
@@ -37,12 +41,13 @@ from unetpp.train.instance_model import ChannelBCEDice, InstanceTrainConfig, ini
 from unetpp.train.instance_targets import OUTPUTS, BorderParams
 from unetpp.train.loop import resolve_device
 from unetpp.train.modality_augment import ModalityParams
+from unetpp.train.prefetch import prefetch
 from unetpp.train.state import resume_run, save_state
 from unetpp.train.validate import recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_loss_fg", "train_loss_border", "heldout_loss", "heldout_fg_iou",
                "heldout_border_iou", "heldout_ap50", "heldout_map", "bn_recalibrated", "train_time_s", "eval_time_s",
-               "epoch_time_s")
+               "epoch_time_s", "crops", "crops_per_s", "heldout_fg_iou_d1", "heldout_fg_iou_d2", "heldout_fg_iou_d3")
 SELECT_ON = "heldout_map"
 # The post-processing behind the held-out AP/mAP logged during training, fixed here (not SeedParams' defaults, which
 # are tuned afterwards) so that the selection rule and a run's resumability do not move with that tuning.
@@ -87,36 +92,80 @@ def checkpoint_meta(cfg: InstanceTrainConfig, border: BorderParams, seeds: SeedP
                   "note": "s = sqrt(target_area / median nucleus area in original pixels); training used the "
                           "ground-truth median, inference must estimate it"},
         "crop": cfg.crop, "border_params": border.to_dict(), "seed_params": seeds.to_dict(),
-        "epoch": row["epoch"], **{k: row[k] for k in LOG_COLUMNS if k.startswith("heldout_")},
+        "epoch": row["epoch"], **{k: row[k] for k in LOG_COLUMNS if k.startswith("heldout_") and k in row},
         "selected_on": SELECT_ON, "train_config": cfg.to_dict(), "n_fit": len(fit_ids), "n_heldout": len(held_ids),
         "heldout_ids": list(held_ids), "command": command,
     }
 
 
+@dataclass(frozen=True)
+class TrainSpeed:
+    """How a run uses the CPU; none of it is part of the run's identity (results are the same bits for the same
+    settings; a change here may change the last bits, not the recipe)."""
+
+    channels_last: bool = False
+    prefetch: int = 0  # batches cut and augmented ahead in a background thread (0: in the training thread)
+    compile: bool = False  # torch.compile the training forward (costs a minute or so per start)
+
+
 def _train_epoch(model: torch.nn.Module, loader: DataLoader, criterion: ChannelBCEDice,
-                 optimizer: torch.optim.Optimizer, dev: torch.device, desc: str, progress: bool) -> list[float]:
+                 optimizer: torch.optim.Optimizer, dev: torch.device, desc: str, progress: bool,
+                 forward: Any = None, ema: WeightEMA | None = None, speed: TrainSpeed | None = None) -> list[float]:
     """One pass; returns [mean loss, mean foreground part, mean border part] weighted by batch size."""
     model.train()
+    forward, speed = forward or model, speed or TrainSpeed()
     sums = torch.zeros(3, dtype=torch.float64)
     seen = 0
-    for x, y in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+    batches = prefetch(loader, speed.prefetch)
+    for x, y in tqdm(batches, desc=desc, unit="batch", total=len(loader), disable=not progress, leave=False):
         x, y = x.to(dev), y.to(dev)
-        fg, border = criterion.parts(model(x), y)
+        if speed.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        fg, border = criterion.parts(forward(x), y)
         loss = fg + criterion.border_weight * border
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update(model)
         n = x.shape[0]
         sums += torch.tensor([loss.item(), fg.item(), border.item()], dtype=torch.float64) * n
         seen += n
     return (sums / max(seen, 1)).tolist()
 
 
+def make_scheduler(cfg: InstanceTrainConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """Cosine to min_lr over the epochs; with warm-up epochs, a linear rise from lr/10 first."""
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs - cfg.warmup_epochs,
+                                                        eta_min=cfg.min_lr)
+    if not cfg.warmup_epochs:
+        return cosine
+    warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, end_factor=1.0,
+                                             total_iters=cfg.warmup_epochs)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, cosine], milestones=[cfg.warmup_epochs])
+
+
+def appearance_params(cfg: InstanceTrainConfig,
+                      modality: ModalityParams | None) -> ModalityParams | AppearanceV2 | None:
+    if not cfg.augment:
+        return None
+    if cfg.augment_preset == "v2":
+        return AppearanceV2()
+    return modality or ModalityParams()
+
+
+def fit_and_selection(cfg: InstanceTrainConfig, train_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(fit ids, held-out ids): a selection ids file when the recipe names one, else the last `holdout` ids."""
+    if cfg.selection:
+        return resolve_selection(cfg.selection, train_ids)
+    return split_holdout(train_ids, cfg.holdout)
+
+
 def train_instance(
     cfg: InstanceTrainConfig, stage1_train: Path, out: Path, train_ids: Sequence[str], device: str = "cpu",
     resume: bool = False, time_limit_s: float | None = None, progress: bool = True, command: str | None = None,
     seed_params: SeedParams | None = None, modality: ModalityParams | None = None, verbose: bool = True,
-    bn_recalibrate: int = 0,
+    bn_recalibrate: int = 0, speed: TrainSpeed | None = None, keep_epochs: bool = False,
 ) -> dict[str, Any]:
     """Train; writes out/log.csv, out/best.pt (best held-out mAP), out/latest.pt (each epoch) and out/last.pt.
 
@@ -124,40 +173,46 @@ def train_instance(
     an uninterrupted one (bitwise on the CPU). `bn_recalibrate` = N > 0 re-estimates the BatchNorm statistics over
     N fixed un-augmented fit crops before each evaluation (saved checkpoints carry them). Train-mode BatchNorm never
     reads its running statistics, so this changes the evaluation and the selection, not the weights' trajectory:
-    it is not part of the run's identity and may differ on --resume.
+    it is not part of the run's identity and may differ on --resume. With `cfg.ema` the weight average is what is
+    evaluated, selected and saved (best.pt, latest.pt, and out/epochs/epoch_NNN.pt with `keep_epochs`).
     """
     t_start = time.monotonic()
     command = command if command is not None else " ".join(sys.argv)
     dev = resolve_device(device)
+    speed = speed or TrainSpeed()
     border, seeds = BorderParams.from_dict(cfg.border), seed_params or SELECTION_SEEDS
-    modality = (modality or ModalityParams()) if cfg.augment else None
+    appearance = appearance_params(cfg, modality)
     out = ensure_dir(out)
     last_path, best_path, latest_path, log_path = out / "last.pt", out / "best.pt", out / "latest.pt", out / "log.csv"
     if not resume and last_path.exists():
         raise OutputError(expected_found(f"output folder {out}", "no previous run", f"a run's state at {last_path}",
                                          "Pass --resume to continue it, or choose another --out."))
-    fit_ids, held_ids = split_holdout(train_ids, cfg.holdout)
+    fit_ids, held_ids = fit_and_selection(cfg, train_ids)
     pre = PreprocessConfig(size=cfg.crop)
-    data = build_instance_data(stage1_train, list(train_ids), cfg.target_area, border, cache=out / CACHE_NAME,
+    data = build_instance_data(stage1_train, fit_ids + held_ids, cfg.target_area, border, cache=out / CACHE_NAME,
                                progress=progress)
     fit = data.subset(range(len(fit_ids)))
     views = heldout_views(data.subset(range(len(fit_ids), len(data))), cfg.view_size, pre)
 
-    model = init_instance_model(cfg.init, cfg.seed).to(dev)
+    model = init_instance_model(cfg.init, cfg.seed, cfg.deep_supervision).to(dev)
+    if speed.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     criterion = ChannelBCEDice(cfg.border_weight)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.min_lr)
-    identity = {"train_config": cfg.to_dict(), "train_ids": fit_ids, "val_ids": held_ids,
-                "seed_params": seeds.to_dict(), "modality": modality.to_dict() if modality else None}
+    scheduler = make_scheduler(cfg, optimizer)
+    ema = WeightEMA(model, cfg.ema) if cfg.ema else None
+    identity = {"train_config": cfg.identity(), "train_ids": fit_ids, "val_ids": held_ids,
+                "seed_params": seeds.to_dict(), "modality": appearance.to_dict() if appearance else None}
     log: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, SELECT_ON: -1.0}
     start_epoch = 0
     if resume:
-        start_epoch, log, best = resume_run(last_path, identity, model, optimizer, scheduler)
+        start_epoch, log, best = resume_run(last_path, identity, model, optimizer, scheduler, ema)
     meta_base = {"init_source": _init_source(cfg.init)}
+    forward = torch.compile(model) if speed.compile else model
 
-    dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, modality, pre,
-                                  crops=crops_per_image(fit, cfg.crop_area))
+    dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, appearance, pre,
+                                  crops=crops_per_image(fit, cfg.crop_area, cfg.max_crops, cfg.crop_nuclei))
     recal_x = None
     if bn_recalibrate < 0:
         raise InputError(expected_found("BatchNorm recalibration crops", "0 (off) or more", bn_recalibrate))
@@ -172,28 +227,33 @@ def train_instance(
         sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         loss, loss_fg, loss_b = _train_epoch(model, loader, criterion, optimizer, dev,
-                                             f"epoch {epoch + 1}/{cfg.epochs}", progress)
+                                             f"epoch {epoch + 1}/{cfg.epochs}", progress, forward, ema, speed)
         scheduler.step()
         t1 = time.monotonic()
+        scored = ema.averaged(model) if ema is not None else model
         if recal_x is not None:
-            recalibrate_bn(model, recal_x, cfg.batch_size, dev)
-        metrics = evaluate_heldout(model, criterion, views, cfg.batch_size, dev, seeds)
+            recalibrate_bn(scored, recal_x, cfg.batch_size, dev)
+        metrics = evaluate_heldout(scored, criterion, views, cfg.batch_size, dev, seeds)
         t2 = time.monotonic()
+        n_crops = len(sampler) * cfg.batch_size
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_loss_fg": loss_fg, "train_loss_border": loss_b,
                **metrics, "bn_recalibrated": bn_recalibrate, "train_time_s": round(t1 - t0, 3),
-               "eval_time_s": round(t2 - t1, 3)}
+               "eval_time_s": round(t2 - t1, 3), "crops": n_crops, "crops_per_s": round(n_crops / (t1 - t0), 3)}
         meta = {**checkpoint_meta(cfg, border, seeds, {**row, "epoch_time_s": 0}, fit_ids, held_ids, command),
                 **meta_base}
-        save_checkpoint(latest_path, model, pre, meta=meta)
+        save_checkpoint(latest_path, scored, pre, meta=meta)
+        if keep_epochs:
+            save_checkpoint(ensure_dir(out / "epochs") / f"epoch_{epoch + 1:03d}.pt", scored, pre, meta=meta)
         is_best = row[SELECT_ON] > best[SELECT_ON]
         if is_best:
             best = {"epoch": epoch + 1, **{k: v for k, v in row.items() if k.startswith("heldout_")}}
-            save_checkpoint(best_path, model, pre, meta=meta)
+            save_checkpoint(best_path, scored, pre, meta=meta)
         row["epoch_time_s"] = round(time.monotonic() - t0, 3)
         log.append(row)
         write_log(log_path, log)
+        extra = {"ema": ema.state_dict()} if ema is not None else {}
         save_state(last_path, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                   scheduler=scheduler.state_dict(), best=best, log=log, command=command, **identity)
+                   scheduler=scheduler.state_dict(), best=best, log=log, command=command, **identity, **extra)
         if verbose:
             print(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {loss:.4f} (fg {loss_fg:.4f}, border "
                   f"{loss_b:.4f})  held-out fg IoU {row['heldout_fg_iou']:.4f} border IoU "

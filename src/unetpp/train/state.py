@@ -86,11 +86,17 @@ def check_resumable(state: dict[str, Any], identity: dict[str, Any], path: Path)
                                              "Resume with the original options, or start a new --out."))
 
 
-def resume_run(path: Path, identity: dict[str, Any], model: Any, optimizer: Any,
-               scheduler: Any) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-    """Load a run's full state into model, optimizer, scheduler and the RNGs: (epochs done, log, best)."""
+def resume_run(path: Path, identity: dict[str, Any], model: Any, optimizer: Any, scheduler: Any,
+               ema: Any = None) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    """Load a run's full state into model, optimizer, scheduler, the weight average (when the run keeps one) and
+    the RNGs: (epochs done, log, best)."""
     state = load_state(path)
     check_resumable(state, identity, path)
+    if ema is not None:
+        if "ema" not in state:
+            raise CheckpointError(expected_found(f"training state {path}", "a weight average (the run keeps one)",
+                                                 "none saved"))
+        ema.load_state_dict(state["ema"])
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
