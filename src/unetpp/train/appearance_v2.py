@@ -33,7 +33,7 @@ class AppearanceV2:
 
     p_fake_he: float = 0.15
     p_contrast_field: float = 0.4
-    contrast_floor: tuple[float, float] = (0.1, 0.6)  # the field's lowest value: nuclei there keep this contrast
+    contrast_floor: tuple[float, float] = (0.2, 0.7)  # the field's lowest value: nuclei there keep this contrast
     p_grey: float = 0.2
     p_invert: float = 0.15
     p_hed: float = 0.5
