@@ -113,7 +113,7 @@ def _train_epoch(model: torch.nn.Module, loader: DataLoader, criterion: ChannelB
                  forward: Any = None, ema: WeightEMA | None = None, speed: TrainSpeed | None = None) -> list[float]:
     """One pass; returns [mean loss, mean foreground part, mean border part] weighted by batch size."""
     model.train()
-    forward, speed = forward or model, speed or TrainSpeed()
+    forward, speed = (model if forward is None else forward), speed or TrainSpeed()
     sums = torch.zeros(3, dtype=torch.float64)
     seen = 0
     batches = prefetch(loader, speed.prefetch)
