@@ -10,7 +10,6 @@ comparing with that model. Strata and counts go to bench/results/selection_split
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 

@@ -1,7 +1,8 @@
 """Foreground + border probabilities -> nuclei: seeds inside the bodies, grown by a marker-controlled watershed.
 
 labels_from_body_border(fg_prob, border_prob, params):
-1. foreground = fg_prob > t_fg;
+1. foreground = fg_prob > t_fg (`t_grow`, when set lower, gives the extent the seeds grow into and the
+   unseeded pieces: outlines reach further out than the confident core);
 2. seeds = 4-connected components of foreground & (border_prob < t_border), those smaller than `min_seed_area`
    pixels dropped (a border band separates touching nuclei, so each body is one seed);
 3. the seeds are grown over the foreground by skimage's watershed: on border_prob (`flood="border"`, the cut
@@ -45,12 +46,15 @@ class SeedParams:
     keep_unseeded: bool = True
     fill_holes: bool = True
     min_mean_fg: float = 0.9
+    t_grow: float | None = None  # None: t_fg
 
     def __post_init__(self) -> None:
         if self.flood not in FLOODS:
             raise InputError(expected_found("seed flood surface", " or ".join(FLOODS), repr(self.flood)))
-        for name in ("t_fg", "t_border", "min_mean_fg"):
+        for name in ("t_fg", "t_border", "min_mean_fg", "t_grow"):
             v = getattr(self, name)
+            if v is None:
+                continue
             if not 0.0 <= v <= 1.0:
                 raise InputError(expected_found(f"seed parameter {name}", "a probability in [0, 1]", v))
 
@@ -93,10 +97,11 @@ def labels_from_body_border(fg_prob: np.ndarray, border_prob: np.ndarray,
     if fg_prob.ndim != 2 or fg_prob.shape != border_prob.shape:
         raise InputError(expected_found("foreground and border probabilities", "two 2-D arrays of one size",
                                         f"shapes {fg_prob.shape} and {border_prob.shape}"))
-    fg = fg_prob > p.t_fg
+    core = fg_prob > p.t_fg
+    fg = core if p.t_grow is None or p.t_grow >= p.t_fg else fg_prob > p.t_grow
     if not fg.any():
         return np.zeros(fg.shape, np.int32)
-    seeds, n = ndi.label(fg & (border_prob < p.t_border), structure=_FOUR)
+    seeds, n = ndi.label(core & (border_prob < p.t_border), structure=_FOUR)
     if n and p.min_seed_area > 1:
         areas = np.bincount(seeds.ravel(), minlength=n + 1)
         small = areas < p.min_seed_area
