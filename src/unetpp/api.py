@@ -13,7 +13,8 @@ Arrays follow the Python imaging convention: grey (H, W), RGB (H, W, 3) or RGBA 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -70,13 +71,23 @@ class Model:
         return work_for(self.runtime, options, out_dir)
 
     def predict_many(self, images: Sequence[np.ndarray], channel_order: str = "rgb",
+                     progress: Callable[[float], None] | None = None, cancel: threading.Event | None = None,
                      **options: Any) -> list[tuple[np.ndarray, dict[str, Any]]]:
-        """(labels, info) per image; the images' tiles share the runtime's batches."""
+        """(labels, info) per image; the images' tiles share the runtime's batches.
+
+        `progress(fraction)` is called from worker threads as tiles come back and images finish (non-decreasing,
+        1.0 at the end); setting `cancel` from another thread stops the run before its next runtime call and
+        raises unetpp.errors.Cancelled."""
         opts = _options(self.options, options)
         items = [PredictItem(f"image{i}", image=as_bgr(img, channel_order, opts.bit16)) for i, img in
                  enumerate(images)]
-        result = run_pipeline(items, self._work(opts), self.runtime,
-                              DriverSettings(batch_size=opts.batch, warmup=0, resume=False))
+        work = self._work(opts)
+        tracker = _Progress(len(items), progress) if progress is not None else None
+        if tracker is not None:
+            work.unit_progress = tracker.units
+        result = run_pipeline(items, work, self.runtime,
+                              DriverSettings(batch_size=opts.batch, warmup=0, resume=False, cancel=cancel,
+                                             progress=tracker.items if tracker else None))
         if result.failures:
             raise InputError(result.failures[0]["error"])
         out = []
@@ -86,14 +97,17 @@ class Model:
                                "bbox_x1"), row)) for row in res["rows"]]
             out.append((res["labels"], {"nuclei": rec["nuclei"], "table": table, "prob": res["prob"],
                                         "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"]}))
+        if tracker is not None:
+            tracker.done()
         return out
 
-    def predict(self, image: np.ndarray, channel_order: str = "rgb", **options: Any) -> tuple[np.ndarray,
-                                                                                            dict[str, Any]]:
+    def predict(self, image: np.ndarray, channel_order: str = "rgb", progress: Callable[[float], None] | None = None,
+                cancel: threading.Event | None = None, **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Nuclei of one image: int32 labels (0 background, 1..n) at the image's size, and a dict with the count,
         the per-nucleus table, the foreground probability, the mask and what was done (scale, tiles).
-        Keyword options are `unetpp predict`'s (mode, scale, threshold, min_area, overlap, batch ...)."""
-        return self.predict_many([image], channel_order, **options)[0]
+        Keyword options are `unetpp predict`'s (mode, scale, threshold, min_area, overlap, batch ...);
+        `progress` and `cancel` as in predict_many."""
+        return self.predict_many([image], channel_order, progress=progress, cancel=cancel, **options)[0]
 
     def predict_folder(self, inputs: str | Path | Sequence[str | Path], output: str | Path,
                        ids: Sequence[str] | None = None, progress: bool = False, **options: Any) -> dict[str, Any]:
@@ -116,6 +130,39 @@ class Model:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Progress:
+    """The fraction of a predict_many call done: 90 % of an image's share for its tiles, 10 % for its nuclei."""
+
+    def __init__(self, n_items: int, callback: Callable[[float], None]) -> None:
+        self.n, self.callback = max(1, n_items), callback
+        self.tiles: dict[str, float] = {}
+        self.finished = 0
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def units(self, key: str, done: int, total: int) -> None:
+        with self.lock:
+            self.tiles[key] = min(1.0, done / max(1, total))
+            self._report()
+
+    def items(self, k: int) -> None:
+        with self.lock:
+            self.finished += k
+            self._report()
+
+    def done(self) -> None:
+        with self.lock:
+            if self.last < 1.0:
+                self.last = 1.0
+                self.callback(1.0)
+
+    def _report(self) -> None:
+        fraction = min(1.0, (0.9 * sum(self.tiles.values()) + 0.1 * self.finished) / self.n)
+        if fraction > self.last:
+            self.last = fraction
+            self.callback(fraction)
 
 
 def load(model: str | Path | None = "instance", backend: str | None = None, device: str | None = None,

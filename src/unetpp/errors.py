@@ -29,6 +29,12 @@ class OutputError(UnetppError):
     """An output location cannot be written."""
 
 
+class Cancelled(UnetppError):
+    """A run was cancelled by its caller (DriverSettings.cancel); outputs already written are complete files."""
+
+    exit_code = 130
+
+
 def expected_found(what: str, expected: object, found: object, fix: str = "") -> str:
     """Build the standard message: what, expected X, found Y[, fix]."""
     msg = f"{what}: expected {expected}, found {found}"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.atomic import remove_stale_temps
-from unetpp.errors import InputError, OutputError, UnetppError, expected_found
+from unetpp.errors import Cancelled, InputError, OutputError, UnetppError, expected_found
 
 _STOP = object()
 
@@ -92,6 +92,9 @@ class DriverSettings:
     # each item completes (record None and error set when it failed).
     max_wait_ms: float | None = None
     on_done: Callable[[Any, dict[str, Any] | None, str | None], None] | None = None
+    # Set from another thread (a GUI's Cancel button): the run stops before its next runtime call and
+    # run_pipeline raises Cancelled; items already finished keep their (atomically written) outputs.
+    cancel: threading.Event | None = None
 
     def check(self) -> None:
         for name, value, low in (("--batch-size", self.batch_size, 1), ("--warmup", self.warmup, 0),
@@ -366,6 +369,8 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
     try:
         n_pending = 0
         while True:
+            if settings.cancel is not None and settings.cancel.is_set():
+                fatal(Cancelled("cancelled"))
             if stop.is_set():
                 break
             if inflight and inbox.empty():  # nothing to batch yet: finish the oldest request rather than wait
@@ -380,7 +385,9 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                     n_pending = 0
                     continue
             else:
-                kind, task, payload = inbox.get()
+                kind, task, payload = _get(inbox, settings.cancel)
+            if kind is None:  # the wait was cut short by a cancel
+                continue
             if kind is _STOP:
                 break
             if kind == "units":  # fill batches of exactly batch_size units, splitting a chunk where needed
@@ -437,6 +444,18 @@ def _split(chunk: np.ndarray, size: int) -> list[np.ndarray]:
         raise InputError(expected_found("prepared units", "float32 (k, C, H, W)",
                                         f"{chunk.dtype} of shape {chunk.shape}"))
     return [chunk[i:i + size] for i in range(0, chunk.shape[0], size)]
+
+
+def _get(q: queue.Queue, cancel: threading.Event | None) -> tuple[Any, Any, Any]:
+    """The next event; with a cancel event, waits in short steps and gives (None, None, None) once it is set."""
+    if cancel is None:
+        return q.get()
+    while not cancel.is_set():
+        try:
+            return q.get(timeout=0.05)
+        except queue.Empty:
+            continue
+    return None, None, None
 
 
 def _drain(q: queue.Queue) -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ class PredictWork(BatchWork):
         self._first_pass = first_pass_runtime  # an inactive runtime copy for the `nuclei` scale rule's first pass
         self._first_pass_lock = threading.Lock()
         self.outputs_meaning = outputs_meaning or ["foreground"]
+        # called (item key, units done, units in all) as each item's outputs come back (the API's progress)
+        self.unit_progress: Callable[[str, int, int], None] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -99,7 +101,8 @@ class PredictWork(BatchWork):
         opts = item.options or self.options
         if item.image is None:
             img, info = read_image(item.path, opts.bit16)
-        state: dict[str, Any] = {"img": img, "info": info, "t0": t0, "opts": opts}
+        state: dict[str, Any] = {"img": img, "info": info, "t0": t0, "opts": opts, "key": self.key(item),
+                                 "units_done": 0, "units_total": TTA_VIEWS if opts.tta else 1}
         size = self.input_shape[-1]
         if opts.mode == "resize":
             state["meta"] = {"scale": None, "n_tiles": 1}
@@ -113,6 +116,7 @@ class PredictWork(BatchWork):
         blender = TileBlender(padded.shape[0], padded.shape[1], size, opts.overlap, opts.floor,
                               channels=len(self.outputs_meaning) if len(self.outputs_meaning) > 1 else None)
         meta.update(scale=round(factor, 6), n_tiles=blender.n_tiles)
+        state["units_total"] *= blender.n_tiles
         state.update(meta=meta, blender=blender, small_shape=(sh, sw))
         units = self._tiles(padded, blender, opts.batch)
         return state, (with_tta(units, state) if opts.tta else units)
@@ -148,8 +152,11 @@ class PredictWork(BatchWork):
         if "tta" in state:
             for tile, mean in tta_collect(state["tta"], start, probs):
                 self._deliver(state, tile, mean[None])
-            return
-        self._deliver(state, start, probs)
+        else:
+            self._deliver(state, start, probs)
+        if self.unit_progress is not None:
+            state["units_done"] += int(outputs.shape[0])
+            self.unit_progress(state["key"], state["units_done"], state["units_total"])
 
     def _deliver(self, state: dict[str, Any], start: int, probs: np.ndarray) -> None:
         if "blender" in state:
