@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -e '.[dev,train,openvino,bench,ray,zoo,serve]'
+	$(VENV)/bin/pip install -q -e '.[dev,train,openvino,bench,ray,zoo,serve,napari]'
 	touch $(STAMP)
 
 run: setup
