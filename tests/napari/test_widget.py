@@ -88,9 +88,8 @@ def test_widget_matches_predict_on_a_real_image(make_napari_viewer, qtbot, predi
 
 
 def test_stack_ids_unique_and_probability(make_napari_viewer, qtbot, cli_labels) -> None:
-    import unetpp
+    from unetpp.napari.models import get_model
 
-    grey = napari.layers.Image  # noqa: F841 - napari imported: the layer types are registered
     plane0 = _sample()
     plane1 = np.ascontiguousarray(plane0[::-1])
     viewer = make_napari_viewer()
@@ -103,7 +102,8 @@ def test_stack_ids_unique_and_probability(make_napari_viewer, qtbot, cli_labels)
     first = cli_labels(FLUORESCENCE.stem).astype(np.int32)
     n0 = int(first.max())
     np.testing.assert_array_equal(labels[0], first)
-    with unetpp.load() as model:
+    model, lock = get_model("instance")  # the widget's own, already open
+    with lock:
         flipped, info = model.predict(plane1)
     np.testing.assert_array_equal(labels[1], np.where(flipped > 0, flipped + n0, 0))  # ids go on in plane 1
     feats = viewer.layers["stack nuclei"].features
@@ -121,8 +121,7 @@ def test_second_run_refused_then_cancel_adds_nothing(make_napari_viewer, qtbot) 
     assert widget.segment(viewer.layers["long"])
     assert not widget.segment(viewer.layers["long"])  # a second Run while one is going
     assert any("already running" in m for m in _messages(start))
-    qtbot.waitUntil(lambda: widget.progress.value > 0, timeout=TIMEOUT_MS)
-    widget.cancel_button.clicked.emit()  # a click on Cancel
+    widget.cancel_button.clicked.emit()  # a click on Cancel (mid-run cancels: tests/api/test_progress_cancel.py)
     _wait(qtbot, widget)
     assert "long nuclei" not in viewer.layers and widget.status.value == "cancelled"
     assert any("cancelled" in m and "no layer was added" in m for m in _messages(start))

@@ -334,6 +334,8 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
                     post.put(ev)
             deferred.clear()
             return
+        if settings.cancel is not None and settings.cancel.is_set():
+            raise Cancelled("cancelled")  # set while this batch was being gathered
         x = pending[0][2] if len(pending) == 1 else np.concatenate([p[2] for p in pending])
         if not warm:
             t0 = time.perf_counter()
