@@ -49,7 +49,7 @@ def main() -> None:
         time.sleep(0.02)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.output), cv2.cvtColor(shot, cv2.COLOR_RGBA2BGR))
+    cv2.imwrite(str(args.output), cv2.cvtColor(shot, cv2.COLOR_RGBA2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"{args.output}: {shot.shape[1]}x{shot.shape[0]}, {widget.status.value}, "
           f"run {time.perf_counter() - t0:.1f} s")
     viewer.close()
