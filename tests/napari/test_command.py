@@ -53,3 +53,17 @@ def test_refusals_name_the_problem(command, tmp_path: Path) -> None:
         command(np.zeros((32, 32), bool))
     with pytest.raises(ModelOpenError, match="cannot open model .*nothing.onnx"):
         command(np.zeros((32, 32), np.uint8), model=str(tmp_path / "nothing.onnx"))
+
+
+def test_a_4d_int64_stack_plane_by_plane(command) -> None:
+    from unetpp.napari.models import get_model
+
+    grey = read_as_layer(FLUORESCENCE)
+    stack = np.stack([grey, grey]).astype(np.int64)[:, None]  # (t, z, y, x), a sample type the reader lacks
+    labels = command(stack)
+    assert labels.shape == stack.shape and labels.dtype == np.int32
+    model, lock = get_model("instance")
+    with lock:
+        expected, info = model.predict(grey.astype(np.float32))  # what int64 stands for: stretched like 16-bit
+    np.testing.assert_array_equal(labels[0, 0], expected)
+    np.testing.assert_array_equal(labels[1, 0], np.where(expected > 0, expected + info["nuclei"], 0))

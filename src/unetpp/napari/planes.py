@@ -19,6 +19,7 @@ from unetpp.errors import Cancelled, InputError, expected_found
 from unetpp.predict.instances import CSV_HEADER
 
 PLANES_PER_CALL = 8
+_READ_AS_IS = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64))
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ class ImageStack:
         return int(np.prod(self.lead)) if self.lead else 1
 
     def plane(self, k: int) -> np.ndarray:
+        """Plane k as numpy; integer types the model's reader does not take (int8, uint32, int64 ...) as float32,
+        which it stretches like 16-bit data."""
         index = np.unravel_index(k, self.lead) if self.lead else ()
-        return np.asarray(self.data[tuple(int(i) for i in index)])
+        plane = np.asarray(self.data[tuple(int(i) for i in index)])
+        return plane if plane.dtype in _READ_AS_IS else plane.astype(np.float32)
 
 
 def image_stack(data: Any, rgb: bool | None = None, name: str = "image") -> ImageStack:
