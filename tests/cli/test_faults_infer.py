@@ -154,13 +154,14 @@ def test_rerun_other_settings_is_refused_naming_them(cli, inp: Path, onnx_model:
     assert listing(out) == before and _manifest(out)["settings"]["outfmt"] == "BIN"
 
 
-def test_overwrite_replaces_the_folder_whole(cli, inp: Path, onnx_model: Path, tmp_path: Path) -> None:
+def test_overwrite_replaces_only_what_unetpp_wrote(cli, inp: Path, onnx_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "o" / "r"
     assert _infer(cli, onnx_model, inp, out).rc == 0
-    (out / "stray.txt").write_text("from before")
+    (out / "stray.txt").write_text("the user's, from before")
     r = _infer(cli, onnx_model, inp, out, "--outfmt", "NPY", "--overwrite")
     assert r.rc == 0 and r.says("--overwrite: replacing"), r.err
-    assert listing(out) == ["a_0.npy", "b_0.npy", "c_0.npy", MANIFEST]
+    assert listing(out) == ["a_0.npy", "b_0.npy", "c_0.npy", "stray.txt", MANIFEST]
+    assert (out / "stray.txt").read_text() == "the user's, from before"
     assert sorted(p.name for p in out.parent.iterdir()) == ["r", "r_summary.json"]  # no hidden sibling left
 
 
@@ -175,7 +176,7 @@ def test_failed_overwrite_puts_the_old_folder_back(cli, inp: Path, onnx_model: P
 
     monkeypatch.setattr("unetpp.infer.run.run_batches", boom)
     r = _infer(cli, onnx_model, inp, out, "--outfmt", "NPY", "--overwrite")
-    assert r.rc == 130 and r.says("back as it was"), r.err
+    assert r.rc == 130 and r.says("back as they were"), r.err
     assert {n: (out / n).read_bytes() for n in listing(out)} == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["r", "r_summary.json"]
 
@@ -184,12 +185,19 @@ def test_interrupted_overwrite_is_restored_on_the_next_run(cli, inp: Path, onnx_
     out = tmp_path / "o" / "r"
     assert _infer(cli, onnx_model, inp, out).rc == 0
     aside = out.with_name(".r.unetpp-old")
-    os.rename(out, aside)  # what a kill -9 during an --overwrite run leaves: the old folder aside, a new partial one
-    out.mkdir()
+    # what a kill -9 during an --overwrite run leaves: the old files aside with the old manifest, a new manifest
+    # listing the new run's files, one of them written
+    aside.mkdir()
+    old = json.loads((out / MANIFEST).read_text())
+    (aside / MANIFEST).write_text(json.dumps(old))
+    for name in ("a_0.bin", "b_0.bin", "c_0.bin"):
+        os.rename(out / name, aside / name)
     (out / "a_0.npy").write_bytes(b"partial")
-    (out / MANIFEST).write_text(json.dumps({"settings": {"outfmt": "NPY"}, "state": "running"}))
+    (out / MANIFEST).write_text(json.dumps({"settings": {"outfmt": "NPY"}, "state": "running", "run_id": "new",
+                                            "replacing": old["run_id"], "command": "infer",
+                                            "files": ["a_0.npy", "b_0.npy", "c_0.npy", "../r_summary.json"]}))
     r = _infer(cli, onnx_model, inp, out)
-    assert r.rc == 0 and r.says("restoring the previous folder") and "skipped (complete) 3" in r.out, r.err
+    assert r.rc == 0 and r.says("restoring the previous files") and "skipped (complete) 3" in r.out, r.err
     assert listing(out) == ["a_0.bin", "b_0.bin", "c_0.bin", MANIFEST] and not aside.exists()
 
 

@@ -17,6 +17,7 @@ from unetpp.bench.machine import describe_machine
 from unetpp.bench.probe import gemm_gflops, probe_key
 from unetpp.bench.report import write_report
 from unetpp.bench.spec import BackendSpec
+from unetpp.core.outputs import refuse_inputs_inside
 from unetpp.core.runfolder import RunFolder, refuse_overlap
 from unetpp.errors import InputError, expected_found
 from unetpp.infer.inputs import gather_inputs, screen_sizes
@@ -62,6 +63,10 @@ class _Models:
         return self._exported
 
 
+REPORT_FILES = ("results.csv", "results.md", "throughput.png")
+LEGACY_PATTERNS = ("cells/*.json", "machine.json", "model.onnx", "model.onnx.parity.json", *REPORT_FILES)
+
+
 def _error(exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}"
@@ -95,11 +100,15 @@ def run_sweep(specs: Sequence[BackendSpec], inputs: str | Path, out: str | Path,
     if masks_dir is not None and not masks_dir.is_dir():
         raise InputError(expected_found("--masks", "a folder of <id>.png", f"nothing at {masks_dir}"))
     refuse_overlap(out, [inputs] + ([masks_dir] if masks_dir else []))
+    refuse_inputs_inside(out, files)
     settings = {"backends": [s.to_dict() for s in specs], "batch_sizes": [int(b) for b in batch_sizes],
                 "inputs": str(inputs), "masks": str(masks_dir or ""), "model": str(model or ""),
                 "checkpoint": str(checkpoint or ""), "threads": threads, "warmup": warmup,
                 "min_seconds": min_seconds, "min_iters": min_iters, "repeats": repeats}
-    with RunFolder(out, settings, overwrite=overwrite, command="bench", log=log) as folder:
+    planned = [Path(out) / "cells" / cell_filename(s.label, int(b)) for s in specs for b in batch_sizes]
+    planned += [Path(out) / n for n in (*REPORT_FILES, "machine.json", "model.onnx", "model.onnx.parity.json")]
+    with RunFolder(out, settings, overwrite=overwrite, command="bench", log=log, files=planned,
+                   legacy_patterns=LEGACY_PATTERNS) as folder:
         cells = _sweep(specs, files, Path(out), batch_sizes, masks_dir, model, checkpoint, threads, warmup,
                        min_seconds, min_iters, baseline, repeats, log, str(inputs))
         failed = [c for c in cells if c["status"] != "ok"]

@@ -52,6 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     failed: list[dict] = []
     if args.report_only:
+        from pathlib import Path
+
+        from unetpp.bench.sweep import REPORT_FILES
+        from unetpp.core.outputs import refuse_unlisted
+
+        refuse_unlisted(args.out, [Path(args.out) / n for n in REPORT_FILES], command="bench")
         paths = write_report(args.sources or [args.out], args.out, baseline=args.baseline)
     else:
         if not args.inputs:

@@ -1,38 +1,52 @@
 """A run folder: one command's outputs, with a manifest (`unetpp-run.json`) and a lock (`.unetpp.lock`).
 
-    with RunFolder(out_dir, settings, overwrite=args.overwrite) as rf:
+    with RunFolder(out_dir, settings, overwrite=args.overwrite, files=planned_outputs) as rf:
         ...                      # write outputs
         rf.finish(counts)        # complete (no failures) or partial
 
-- The manifest records the settings, the state (running / partial / complete), counts and dates.
+- unetpp writes only into a folder that is absent, empty or an earlier run folder of the same command
+  (core.outputs.folder_problem); anything else is refused before any work.
+- The manifest records the settings, the state (running / partial / complete), counts, dates, and `files`: every
+  file the runs into this folder write, listed *before* they are written (so a killed run leaves no unlisted
+  file). A planned output that exists but is not listed is someone else's file: the run is refused.
 - A rerun with the same settings resumes; with different settings it is refused, naming the differing keys,
-  unless `overwrite`: the old folder is renamed aside to a hidden sibling, a fresh one is made, and the old one is
-  deleted only once the new run has finished (an interrupted overwrite puts the old folder back).
+  unless `overwrite`: the listed files (and only those) are moved aside into a hidden sibling
+  (`.NAME.unetpp-old`), the new run writes, and the old files are deleted only once it has finished; a failed or
+  interrupted overwrite puts them back (at once, or on the next run). Files unetpp did not write stay untouched.
 - The lock (created with O_EXCL, holding pid, host and start time) makes a second concurrent run into the folder
   fail at once; a lock left by a dead process on this host is taken over with a note.
 - On an exception the manifest says partial; an OutputError raised inside the block exits 1 (work had begun).
+- `settings=None`: a folder claimed without settings (train, run, serve --save): it always resumes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import shutil
 import socket
 import sys
 import tempfile
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from unetpp.atomic import ensure_dir, write_json_atomic
+from unetpp.core.outputs import (  # noqa: F401 - re-exported: their historical home
+    LOCK,
+    MANIFEST,
+    RUN_FILES,
+    folder_problem,
+    looks_like_ours,
+    refuse_overlap,
+    refuse_same_file,
+)
 from unetpp.errors import InputError, OutputError, UnetppError, expected_found
-
-MANIFEST = "unetpp-run.json"
-LOCK = ".unetpp.lock"
-RUN_FILES = (MANIFEST, LOCK)
 
 
 def _now() -> str:
@@ -71,35 +85,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def refuse_overlap(output: str | Path, inputs: list[str | Path], what: str = "output folder") -> None:
-    """Refuse an output folder equal to, inside, or containing an input folder (before any work)."""
-    out = Path(output).resolve()
-    for item in inputs:
-        src = Path(item)
-        if not src.is_dir():
-            continue
-        src = src.resolve()
-        if out == src:
-            relation = "the input folder itself"
-        elif src in out.parents:
-            relation = f"inside the input folder {src}"
-        elif out in src.parents:
-            relation = f"a folder that contains the input folder {src}"
-        else:
-            continue
-        raise InputError(expected_found(f"{what} {output}", "a folder apart from the inputs", relation,
-                                        "Choose an output folder outside the inputs"))
-
-
-def refuse_same_file(output: str | Path, inputs: list[str | Path | None], what: str = "output") -> None:
-    """Refuse an output file that is one of the inputs (it would be overwritten by its own result)."""
-    out = Path(output).resolve()
-    for item in inputs:
-        if item is not None and Path(item).exists() and Path(item).resolve() == out:
-            raise InputError(expected_found(f"{what} {output}", "a file other than the input", f"the input {item}",
-                                            "Choose another output name"))
-
-
 def unfinished_note(path: str | Path) -> str | None:
     """A note for a reader of a run folder that is not complete (partial, still running or killed, unreadable
     manifest); None for a complete one or a folder that is no run folder."""
@@ -120,22 +105,43 @@ def unfinished_note(path: str | Path) -> str | None:
             f"{state}{detail}); scoring the outputs present")
 
 
-class RunFolder:
-    """The manifest and lock of one command's output folder (see the module docstring)."""
+def _read_json(f: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(f.read_text()) if f.is_file() else None
+    except (OSError, ValueError):
+        return {"settings": {"<unreadable manifest>": True}}
+    return data if isinstance(data, dict) else None
 
-    def __init__(self, path: str | Path, settings: dict[str, Any], overwrite: bool = False,
-                 command: str = "", log: Any = None) -> None:
+
+class RunFolder:
+    """The manifest, file list and lock of one command's output folder (see the module docstring).
+
+    `files`: the outputs this run will write (inside the folder, or beside it such as infer's summary);
+    `legacy_patterns`: what an older manifest without a file list counts as the command's own (glob patterns on
+    paths relative to the folder); `legacy_names`: top-level names that mark a folder an older unetpp wrote
+    without any manifest (a training folder)."""
+
+    def __init__(self, path: str | Path, settings: dict[str, Any] | None, overwrite: bool = False,
+                 command: str = "", log: Any = None, files: Iterable[str | Path] = (),
+                 legacy_patterns: Sequence[str] = (), legacy_names: Sequence[str] = ()) -> None:
         self.path = Path(path)
-        self.settings = _canonical(settings)
+        self.settings = None if settings is None else _canonical(settings)
         self.overwrite = overwrite
         self.command = command
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.aside = self.path.with_name(f".{self.path.name}.unetpp-old")
+        self.planned = sorted({self._rel(f) for f in files})
+        self.legacy_patterns = tuple(legacy_patterns)
+        self.legacy_names = tuple(legacy_names)
         self.manifest: dict[str, Any] = {}
         self.resumed = False
         self._locked = False
         self._finished: str | None = None
         self._created: list[Path] = []
+
+    def _rel(self, f: str | Path) -> str:
+        p = Path(f)
+        return Path(os.path.relpath(p if p.is_absolute() else self.path / p, self.path)).as_posix()
 
     # -- lock ----------------------------------------------------------------------------------
     def _lock_path(self) -> Path:
@@ -185,12 +191,7 @@ class RunFolder:
 
     # -- manifest ------------------------------------------------------------------------------
     def _read_manifest(self) -> dict[str, Any] | None:
-        f = self.path / MANIFEST
-        try:
-            data = json.loads(f.read_text()) if f.is_file() else None
-        except (OSError, ValueError):
-            return {"settings": {"<unreadable manifest>": True}}
-        return data if isinstance(data, dict) else None
+        return _read_json(self.path / MANIFEST)
 
     def _write_manifest(self, **fields: Any) -> None:
         self.manifest.update(fields, updated=_now())
@@ -211,66 +212,147 @@ class RunFolder:
         except OSError:
             return False
 
-    def _restore_interrupted_overwrite(self) -> None:
-        """An overwrite killed before it finished left the old folder aside: put it back. Runs with the lock
-        held (a live overwriting run holds it, so its folder is never taken for an interrupted one)."""
-        if not self.aside.is_dir():
+    def _own_files(self, old: dict[str, Any] | None) -> set[str] | None:
+        """The files the folder's earlier runs wrote: the manifest's list; for an older manifest without one, the
+        files matching the command's patterns (None: no patterns, every planned name counts as its own)."""
+        if old is None:
+            return set() if not self.legacy_names else None
+        if isinstance(old.get("files"), list):
+            return {str(f) for f in old["files"]}
+        if not self.legacy_patterns:
+            return None
+        found = {p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()}
+        return {f for f in found if any(fnmatch.fnmatchcase(f, pat) for pat in self.legacy_patterns)}
+
+    def _refuse_foreign(self, own: set[str] | None) -> None:
+        """A planned output that exists and that no earlier run here wrote belongs to someone else."""
+        if own is None:
             return
-        current = self._read_manifest()
-        if current is not None and current.get("state") == "complete":
-            shutil.rmtree(self.aside, ignore_errors=True)  # the new run finished; only the deletion was missed
-            return
-        self.log(f"note: an earlier --overwrite of {self.path} did not finish; restoring the previous folder")
-        self._release()
-        shutil.rmtree(self.path)
-        os.rename(self.aside, self.path)
-        self._acquire()
+        foreign = [rel for rel in self.planned if rel not in own and os.path.lexists(self.path / rel)
+                   and not looks_like_ours(self.path / rel)]
+        if foreign:
+            shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            raise InputError(expected_found(
+                f"output folder {self.path}", "no file that unetpp did not write under the names this run writes",
+                f"{len(foreign)} such file(s): {shown}", "Move them away or choose another folder"))
 
     # -- context -------------------------------------------------------------------------------
     def __enter__(self) -> RunFolder:
-        self._created = [p for p in [self.path, *self.path.parents] if not p.exists()]
+        problem = folder_problem(self.path, self.command, self.legacy_names)
+        if problem:
+            raise InputError(problem)
+        self._created = [p for p in [self.path, *self.path.parents] if not os.path.lexists(p)]
         ensure_dir(self.path)
-        self._acquire()
         try:
-            try:
-                self._restore_interrupted_overwrite()
-            except OSError as exc:
-                raise OutputError(f"cannot restore {self.aside} to {self.path}: {exc.strerror or exc}") from None
-            old = self._read_manifest()
-            if old is not None and old.get("settings") != self.settings:
-                keys = differing_keys(old.get("settings") or {}, self.settings)
-                if not self.overwrite:
-                    raise InputError(expected_found(
-                        f"output folder {self.path}", "a new folder or one from a run with the same settings",
-                        f"a run with different {', '.join(keys)}",
-                        "Rerun with the same settings to resume, pass --overwrite to replace it, or choose "
-                        "another folder"))
-                self._move_aside()
-            self.resumed = old is not None and old.get("settings") == self.settings
-            started = (old or {}).get("started") if self.resumed else None
-            self.manifest = {"tool": "unetpp", "command": self.command, "settings": self.settings,
-                             "state": "running", "started": started or _now(), "pid": os.getpid(),
-                             "host": socket.gethostname(), "counts": {}}
-            if self.resumed:
-                self.manifest["resumed"] = _now()
-            self._write_manifest()
+            self._acquire()
+            self._enter_locked()
         except BaseException:
             self._release()
+            self._remove_if_unused()
             raise
         return self
 
-    def _move_aside(self) -> None:
-        self._release()
+    def _enter_locked(self) -> None:
         try:
-            if self.aside.exists():
-                shutil.rmtree(self.aside)
-            os.rename(self.path, self.aside)
-            (self.aside / LOCK).unlink(missing_ok=True)
-            self.path.mkdir()
+            self._restore_interrupted_overwrite()
         except OSError as exc:
-            raise OutputError(f"cannot move {self.path} aside to replace it: {exc.strerror or exc}") from None
-        self.log(f"note: --overwrite: replacing {self.path} (the previous contents are deleted when this run ends)")
-        self._acquire()
+            raise OutputError(f"cannot restore {self.aside} into {self.path}: {exc.strerror or exc}") from None
+        old = self._read_manifest()
+        replacing = (self.settings is not None and old is not None and old.get("settings") != self.settings)
+        if replacing and not self.overwrite:
+            keys = differing_keys(old.get("settings") or {}, self.settings or {})
+            raise InputError(expected_found(
+                f"output folder {self.path}", "a new folder or one from a run with the same settings",
+                f"a run with different {', '.join(keys)}",
+                "Rerun with the same settings to resume, pass --overwrite to replace it, or choose another folder"))
+        own = self._own_files(old)
+        if replacing and own is None:
+            raise InputError(expected_found(
+                f"--overwrite of {self.path}", "a run folder whose manifest lists the files unetpp wrote",
+                "a folder from an older unetpp that did not record them",
+                "--overwrite deletes only files unetpp recorded: delete the folder yourself or choose another"))
+        self._refuse_foreign(own)
+        old_id = (old or {}).get("run_id") or f"legacy-{(old or {}).get('started', '')}"
+        if replacing:
+            self._move_aside({**(old or {}), "run_id": old_id, "files": sorted(own or ())})
+        self.resumed = old is not None and not replacing
+        kept = sorted((own or set()) | set(self.planned)) if self.resumed else self.planned
+        started = (old or {}).get("started") if self.resumed else None
+        self.manifest = {"tool": "unetpp", "command": self.command, "settings": self.settings,
+                         "state": "running", "started": started or _now(), "pid": os.getpid(),
+                         "host": socket.gethostname(), "run_id": uuid.uuid4().hex, "counts": {}, "files": kept}
+        if replacing:
+            self.manifest["replacing"] = old_id
+        if self.resumed:
+            self.manifest["resumed"] = _now()
+        self._write_manifest()
+
+    def plan(self, files: Iterable[str | Path]) -> None:
+        """More outputs this run will write, found during the run: checked and listed before they are written."""
+        new = sorted({self._rel(f) for f in files} - set(self.manifest.get("files", [])))
+        if not new:
+            return
+        planned, self.planned = self.planned, new
+        try:
+            self._refuse_foreign(set())
+        finally:
+            self.planned = sorted(set(planned) | set(new))
+        self._write_manifest(files=sorted(set(self.manifest.get("files", [])) | set(new)))
+
+    # -- overwrite: the listed files go aside, come back if the new run does not finish ---------------------------
+    def _move_aside(self, old: dict[str, Any]) -> None:
+        try:
+            self.aside.mkdir()
+            write_json_atomic(self.aside / MANIFEST, old)  # first: marks the folder as this run folder's backup
+            for rel in old["files"]:
+                src = self.path / rel
+                if rel.startswith("../") or not (src.is_file() or src.is_symlink()):
+                    continue
+                dst = self.aside / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(src, dst)
+        except OSError as exc:
+            raise OutputError(f"cannot move the files of {self.path} aside to replace them: "
+                              f"{exc.strerror or exc}") from None
+        self.log(f"note: --overwrite: replacing the files unetpp wrote in {self.path} (the previous ones are "
+                 "deleted when this run ends; other files stay)")
+
+    def _restore_interrupted_overwrite(self) -> None:
+        """An overwrite killed before it finished left the old files aside: put them back. Runs with the lock held
+        (a live overwriting run holds it, so its backup is never taken for an interrupted one)."""
+        if not self.aside.is_dir():
+            return
+        backup = _read_json(self.aside / MANIFEST)
+        if backup is None:
+            if not any(self.aside.iterdir()):
+                self.aside.rmdir()
+                return
+            raise OutputError(expected_found(f"{self.aside}", "the backup of an interrupted --overwrite",
+                                             "a folder without its manifest", "Move it away"))
+        current = self._read_manifest() or {}
+        if current.get("state") == "complete" and current.get("replacing") == backup.get("run_id"):
+            shutil.rmtree(self.aside)  # the new run finished; only the deletion of the old files was missed
+            return
+        self.log(f"note: an earlier --overwrite of {self.path} did not finish; restoring the previous files")
+        self._restore(backup, current)
+
+    def _restore(self, backup: dict[str, Any], current: dict[str, Any]) -> None:
+        """Old files back (over new ones of the same name), then the new run's other files removed, then the old
+        manifest back: each step can be repeated if this one is interrupted too."""
+        old_files = set(backup.get("files") or [])
+        for src in sorted(p for p in self.aside.rglob("*") if p.is_file() or p.is_symlink()):
+            rel = src.relative_to(self.aside)
+            if rel.as_posix() == MANIFEST:
+                continue
+            (self.path / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, self.path / rel)
+        if current.get("run_id") and current.get("run_id") != backup.get("run_id"):
+            for rel in current.get("files") or []:
+                p = self.path / rel
+                if rel not in old_files and not rel.startswith("../") and (p.is_file() or p.is_symlink()):
+                    p.unlink()
+        write_json_atomic(self.path / MANIFEST, backup)
+        shutil.rmtree(self.aside)
 
     def finish(self, counts: dict[str, Any], failed: int = 0) -> None:
         """Record the counts; the state is complete when nothing failed, else partial."""
@@ -287,8 +369,7 @@ class RunFolder:
                     self._write_manifest(state="partial", error=_first_line(exc) if exc else "not finished")
             if isinstance(exc, OutputError):
                 exc.exit_code = 1
-            if exc is not None and self.path in self._created and self._nothing_written():
-                self._remove_created()
+            if exc is not None and self._remove_if_unused():
                 return
             if self.aside.is_dir():
                 if exc is None:
@@ -298,14 +379,15 @@ class RunFolder:
         finally:
             self._release()
 
-    def _nothing_written(self) -> bool:
+    def _remove_if_unused(self) -> bool:
+        """A run that failed before writing anything leaves no folder it made behind."""
         try:
-            return not self.aside.exists() and all(p.name in RUN_FILES for p in self.path.iterdir())
+            unused = self.path in self._created and not self.aside.exists() and \
+                all(p.name in RUN_FILES for p in self.path.iterdir())
         except OSError:
             return False
-
-    def _remove_created(self) -> None:
-        """A run that failed before writing anything leaves no folder it made behind."""
+        if not unused:
+            return False
         self._release()
         (self.path / MANIFEST).unlink(missing_ok=True)
         for folder in self._created:  # deepest first
@@ -313,15 +395,16 @@ class RunFolder:
                 folder.rmdir()
             except OSError:
                 break
+        return True
 
     def _put_back(self) -> None:
-        """The overwriting run failed: the previous folder comes back whole."""
+        """The overwriting run failed: the previous files come back as they were."""
+        backup = _read_json(self.aside / MANIFEST)
+        if backup is None:
+            return
         try:
-            tmp = self.path.with_name(f".{self.path.name}.unetpp-failed")
-            os.rename(self.path, tmp)
-            os.rename(self.aside, self.path)
-            self._locked = False  # our lock went away with the failed folder
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.log(f"note: the overwriting run failed; {self.path} is back as it was")
-        except OSError:
-            pass
+            self._restore(backup, self.manifest)
+            self.log(f"note: the overwriting run failed; the previous files of {self.path} are back as they were")
+        except OSError as exc:
+            self.log(f"note: could not restore {self.aside} into {self.path} ({exc.strerror or exc}); the next run "
+                     "will try again")

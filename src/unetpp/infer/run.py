@@ -16,6 +16,7 @@ import numpy as np
 from unetpp.atomic import file_sha256, write_json_atomic
 from unetpp.core.driver import DriverResult, DriverSettings
 from unetpp.core.executors import LocalExecutor, run_batches
+from unetpp.core.outputs import refuse_inputs_inside, refuse_same_file
 from unetpp.core.runfolder import RunFolder, refuse_overlap
 from unetpp.core.summary import THROUGHPUT_DEFINITIONS, driver_figures, latency_stats, machine_info
 from unetpp.errors import InputError, expected_found
@@ -94,8 +95,12 @@ def run_inference(
             return _write_summary(result, args, files, out_dir, describe, model, loop, executor, bad,
                                   summary_path)
         refuse_overlap(out_dir, list(inputs or []))
+        refuse_inputs_inside(out_dir, files)
+        refuse_same_file(summary_path, files, what="summary")
         good, bad = screen_sizes(files, cfg)
-        folder = RunFolder(out_dir, run_settings(args, model, backend, out_shape), overwrite=overwrite, command="infer")
+        planned = [output_path(out_dir, f, outfmt) for f in files] + [summary_path]
+        folder = RunFolder(out_dir, run_settings(args, model, backend, out_shape), overwrite=overwrite,
+                           command="infer", files=planned, legacy_patterns=("*_0.bin", "*_0.npy"))
         with folder:
             work = InferWork(out_dir, outfmt, cfg, out_shape)
             bar = _progress(progress and not isinstance(executor, _ray_types()), len(good))
