@@ -37,13 +37,22 @@ def _jpeg_bytes() -> bytes:
     ("zero.png", b"", ("zero.png", "empty")),
     ("text.png", b"just some text, not an image\n", ("text.png", "expected")),
     ("trunc.png", None, ("trunc.png", "expected")),
-    ("notes.txt", b"a note", ("notes.txt", "suffix '.txt'")),
+    ("nan.tif", "nan", ("nan.tif", "expected finite numbers", "1 NaN")),
+    ("inf.tif", "inf", ("inf.tif", "expected finite numbers", "2 infinite")),
 ])
 def test_bad_image_fails_alone(name: str, content: bytes | None, says: tuple, cli, images: Path, onnx_model: Path,
                                tmp_path: Path) -> None:
     if content is None:
         content = (images / "one.png").read_bytes()[:100]
-    (images / name).write_bytes(content)
+    if isinstance(content, str):  # a float TIFF with non-finite values
+        img = np.linspace(0, 1, 40 * 56, dtype=np.float32).reshape(40, 56)
+        img[3, 4] = np.nan if content == "nan" else np.inf
+        img[5, 6] = np.nan if content == "nan" else -np.inf
+        if content == "nan":
+            img[5, 6] = 0.5
+        assert cv2.imwrite(str(images / name), img)
+    else:
+        (images / name).write_bytes(content)
     r = _predict(cli, onnx_model, images, "-o", tmp_path / "o")
     assert r.rc == 1 and r.says(*says) and "failures (1)" in r.out, r.out + r.err
     assert listing(tmp_path / "o") == _outputs(["one", "two"])
@@ -57,10 +66,12 @@ def test_jpeg_named_png_is_read_by_its_content(cli, images: Path, onnx_model: Pa
     assert listing(tmp_path / "o") == _outputs(["one", "really_a_jpeg", "two"])
 
 
-def test_missing_file_among_inputs(cli, images: Path, onnx_model: Path, tmp_path: Path) -> None:
+def test_missing_file_among_inputs_is_refused_before_anything(cli, images: Path, onnx_model: Path,
+                                                             tmp_path: Path) -> None:
+    before = listing(tmp_path)
     r = _predict(cli, onnx_model, images / "one.png", tmp_path / "gone.png", "-o", tmp_path / "o")
-    assert r.rc == 1 and r.says("gone.png", "no such"), r.out
-    assert listing(tmp_path / "o") == _outputs(["one"])
+    assert r.rc == 2 and r.says("gone.png", "expected an existing image file or folder", "nothing there"), r.err
+    assert listing(tmp_path) == before and not (tmp_path / "o").exists()
 
 
 # -- refused before any work: exit 2, nothing written -----------------------------------------------------------

@@ -124,21 +124,22 @@ def test_cli_mixed_folder_reports_each_bad_file_and_goes_on(tmp_path: Path, caps
     (src / "notes.txt").write_text("not an image")
     (src / "anim.gif").write_bytes(b"GIF89a" + bytes(30))
     out = tmp_path / "out"
-    rc = main(["predict", str(src), str(tmp_path / "missing.png"), "-o", str(out), "--backend", "torch",
-               "--no-progress"])
+    rc = main(["predict", str(src), "-o", str(out), "--backend", "torch", "--no-progress"])
     assert rc == 1
     text = capsys.readouterr()
     assert "Traceback" not in text.err + text.out
-    assert "failures (5)" in text.out
-    for name, found in (("trunc.png", "truncated or corrupt"), ("empty.tif", "empty file"),
-                        ("notes.txt", "suffix '.txt'"), ("anim.gif", "suffix '.gif'"), ("missing.png", "no such")):
+    assert "failures (2)" in text.out
+    for name, found in (("trunc.png", "truncated or corrupt"), ("empty.tif", "empty file")):
         line = next(ln for ln in text.out.splitlines() if name in ln and "expected" in ln)
         assert found in line, line
+    # not images by their suffix: one note, not failures
+    assert "skipped 2 file(s) that are not images by their suffix (.gif, .txt)" in text.err
     names = sorted(p.name for p in out.iterdir())
     assert names == ["counts.csv", "good_labels.png", "good_mask.png", "good_nuclei.csv", "predict_summary.json",
                      "unetpp-run.json"]
     summary = json.loads((out / "predict_summary.json").read_text())
-    assert summary["n_failed"] == 5 and summary["n_predicted"] == 1
+    assert summary["n_failed"] == 2 and summary["n_predicted"] == 1
+    assert sorted(Path(p).name for p in summary["skipped_not_images"]) == ["anim.gif", "notes.txt"]
     # other settings: refused (results would be mixed), unless --overwrite, which recomputes from scratch
     again = ["predict", str(src / "good.png"), "-o", str(out), "--backend", "torch", "--min-area", "20",
              "--no-progress"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from unetpp.errors import InputError
-from unetpp.predict.folder import gather_images
+from unetpp.predict.folder import gather_images, gather_sources
 
 
 def _touch(p: Path) -> Path:
@@ -21,7 +21,8 @@ def test_files_folders_dsb_layout_and_ids(tmp_path: Path):
     a, b = _touch(flat / "a.png"), _touch(flat / "b.txt")
     _touch(flat / ".hidden.png")
     (flat / "sub").mkdir()
-    assert gather_images([flat]) == [(a, "a"), (b, "b")]  # every visible file is tried; a .txt fails alone later
+    assert gather_images([flat]) == [(a, "a")]  # not an image by its suffix: skipped (gather_sources notes it)
+    assert gather_sources([flat]).skipped == [b]
     dsb = tmp_path / "root" / "stage1_train"
     s1, s2 = _touch(dsb / "id1" / "images" / "id1.png"), _touch(dsb / "id2" / "images" / "id2.png")
     assert gather_images([dsb]) == [(s1, "id1"), (s2, "id2")]
@@ -29,6 +30,8 @@ def test_files_folders_dsb_layout_and_ids(tmp_path: Path):
     got = gather_images([dsb.parent], ids=["id2", "nope"])
     assert got[0] == (s2, "id2") and got[1][1] == "nope" and not got[1][0].exists()  # reported per image later
     assert gather_images([flat], ids=["a"]) == [(a, "a")]  # a flat folder of <id>.<suffix>
-    assert gather_images([a, tmp_path / "missing.png"]) == [(a, "a"), (tmp_path / "missing.png", "missing")]
+    with pytest.raises(InputError, match="missing.png: expected an existing image file or folder"):
+        gather_images([a, tmp_path / "missing.png"])
+    assert gather_images([a, flat, tmp_path / "flat" / ".." / "flat" / "a.png"]) == [(a, "a")]  # once
     with pytest.raises(InputError, match="with --ids"):
         gather_images([a], ids=["a"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from unetpp.cli.cmd_infer import add_backend_option, add_engine_args
@@ -77,5 +78,7 @@ def run(args: argparse.Namespace) -> int:
     runtime = get_runtime(backend, model, **runtime_flags(args, backend))
     summary = predict_paths(args.inputs, args.output, runtime, options, ids=ids, progress=not args.no_progress,
                             executor=executor, overwrite=args.overwrite, resume=args.resume)
+    for note in summary.get("notes", []):
+        print(f"unetpp predict: {note}", file=sys.stderr)
     print(format_summary(summary))
     return 1 if summary["n_failed"] else 0

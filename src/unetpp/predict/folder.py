@@ -15,64 +15,28 @@ from typing import Any
 from tqdm import tqdm
 
 from unetpp.atomic import write_json_atomic, write_text_atomic
-from unetpp.data.prepare import sample_image_path
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.predict.image import PredictOptions
-from unetpp.predict.imageio import IMAGE_SUFFIXES
+from unetpp.predict.image import PredictOptions, output_paths
+from unetpp.predict.sources import (  # noqa: F401 - re-exported
+    COUNTS,
+    GALLERY,
+    OUTPUT_SUFFIXES,
+    RUN_NAMES,
+    SUMMARY,
+    Gathered,
+    Source,
+    gather_sources,
+    is_own_output,
+)
 from unetpp.runtimes import Runtime
 
-SUMMARY = "predict_summary.json"
-COUNTS = "counts.csv"
-GALLERY = "index.html"
 COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei", "seconds", "scale"]
-# Files predict writes: never taken as inputs when a folder is given (a rerun over a folder holding them).
-OUTPUT_SUFFIXES = ("_mask.png", "_labels.png", "_prob.png", "_overlay.png", "_nuclei.csv")
-RUN_NAMES = (SUMMARY, COUNTS, GALLERY, "unetpp-run.json", ".unetpp.lock")
-
-
-def is_own_output(path: Path) -> bool:
-    """A file named like one of predict's outputs."""
-    return path.name in RUN_NAMES or path.name.endswith(OUTPUT_SUFFIXES)
-
-
-def _sample_image(root: Path, id_: str) -> Path:
-    """A DSB2018-style sample (<root>/<id>/images/<id>.png), else <root>/<id>.<image suffix>."""
-    dsb = sample_image_path(root, id_)
-    if dsb.is_file():
-        return dsb
-    for suf in IMAGE_SUFFIXES:
-        if (root / f"{id_}{suf}").is_file():
-            return root / f"{id_}{suf}"
-    return dsb
-
-
-def _dsb_samples(folder: Path) -> list[Path]:
-    subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [img for img in (sample_image_path(folder, p.name) for p in subs) if img.is_file()]
+LEGACY_PATTERNS = tuple(f"*{suf}" for suf in OUTPUT_SUFFIXES) + (SUMMARY, COUNTS, GALLERY)
 
 
 def gather_images(inputs: Sequence[str | Path], ids: Sequence[str] | None = None) -> list[tuple[Path, str]]:
-    """(path, stem) per image to predict. A folder gives its files (each is tried: a non-image fails alone) or,
-    laid out as DSB2018 stage1_train, its samples; with `ids`, each folder is a root of <id>/images/<id>.png."""
-    out: list[tuple[Path, str]] = []
-    for item in inputs:
-        p = Path(item)
-        if ids is not None:
-            if not p.is_dir():
-                raise InputError(expected_found(f"input {p} with --ids", "a folder of samples (stage1_train)",
-                                                "a file" if p.exists() else "nothing there"))
-            root = p / "stage1_train" if (p / "stage1_train").is_dir() else p
-            out += [(_sample_image(root, i), i) for i in ids]
-        elif p.is_dir():
-            samples = _dsb_samples(p)
-            if not samples and (p / "stage1_train").is_dir():
-                samples = _dsb_samples(p / "stage1_train")
-            files = samples or sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                                      and not is_own_output(f))
-            out += [(f, f.stem) for f in files]
-        else:
-            out.append((p, p.stem))
-    return out
+    """(path, stem) per image (pages of a stack are (path, <stem>_p<k>)): see predict/sources.py."""
+    return [(s.path, s.stem) for s in gather_sources(inputs, ids).sources]
 
 
 def _previous(out_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
@@ -115,16 +79,19 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     run folder (core.runfolder): other settings are refused unless `overwrite`; an input folder may not overlap
     it."""
     from unetpp.core.executors import LocalExecutor
+    from unetpp.core.outputs import refuse_inputs_inside
     from unetpp.core.runfolder import RunFolder, refuse_overlap
 
     options = options or PredictOptions()
     out_dir = Path(out_dir)
     refuse_overlap(out_dir, list(inputs))
     executor = executor or LocalExecutor()
-    items = gather_images(inputs, ids)
-    if not items:
-        raise InputError(expected_found("images to predict", "at least one file", "none in " + ", ".join(
-            str(i) for i in inputs)))
+    gathered = gather_sources(inputs, ids)
+    refuse_inputs_inside(out_dir, [s.path for s in gathered.sources if s.path.exists()])
+    if not gathered.sources:
+        raise InputError(expected_found("images to predict", "at least one image file", "none in " + ", ".join(
+            str(i) for i in inputs) + (f" ({len(gathered.skipped)} file(s) that are not images)"
+                                       if gathered.skipped else "")))
     owned = not runtime.active  # a runtime the caller activated stays active
     runtime.activate()
     try:
@@ -132,8 +99,11 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
 
         options = resolve_mode(options, runtime.metadata)  # the run folder records the mode that runs
         settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
-        with RunFolder(out_dir, stable_settings(settings), overwrite=overwrite, command="predict") as folder:
-            summary = _predict(items, out_dir, runtime, options, settings, progress, executor, resume)
+        planned = [p for s in gathered.sources for p in output_paths(out_dir, s.stem, options).values()]
+        planned += [out_dir / n for n in (SUMMARY, COUNTS) + ((GALLERY,) if options.overlay else ())]
+        with RunFolder(out_dir, stable_settings(settings), overwrite=overwrite, command="predict", files=planned,
+                       legacy_patterns=LEGACY_PATTERNS) as folder:
+            summary = _predict(gathered, out_dir, runtime, options, settings, progress, executor, resume)
             folder.finish({k: summary[k] for k in ("n_images", "n_predicted", "n_skipped", "n_failed")},
                           failed=summary["n_failed"])
     finally:
@@ -142,7 +112,7 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     return summary
 
 
-def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, options: PredictOptions,
+def _predict(gathered: Gathered, out_dir: Path, runtime: Runtime, options: PredictOptions,
              settings: dict[str, Any], progress: bool, executor: Any, resume: bool = True) -> dict[str, Any]:
     from unetpp.core.driver import DriverSettings
     from unetpp.core.executors import run_batches
@@ -155,14 +125,14 @@ def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, opt
     failures: list[dict[str, str]] = []
     seen: dict[str, Path] = {}
     todo = []
-    for path, stem in items:
-        if stem in seen:
-            failures.append({"image": str(path), "error": expected_found(
-                f"image {path}", "a file name (stem) not used by another input", f"{stem!r} also from "
-                f"{seen[stem]}", "rename one of them or predict them into different folders")})
+    for src in gathered.sources:
+        if src.stem in seen:
+            failures.append({"image": str(src.path), "error": expected_found(
+                f"image {src.path}", "a file name (stem) not used by another input", f"{src.stem!r} also from "
+                f"{seen[src.stem]}", "rename one of them or predict them into different folders")})
             continue
-        seen[stem] = path
-        todo.append(PredictItem(stem, path=path))
+        seen[src.stem] = src.path
+        todo.append(PredictItem(src.stem, path=src.path, page=src.page))
     work = work_for(runtime, options, out_dir, previous)
     bar = tqdm(total=len(todo), desc="predict", unit="img",
                disable=not progress or len(todo) < 4 or executor.name != "local")
@@ -177,20 +147,25 @@ def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, opt
         failures.append({"image": f["key"], "error": f["error"]})
         if progress:
             print(f"unetpp predict: {f['error']}", file=sys.stderr)
-    order = {str(it.path): i for i, it in enumerate(todo)}
+    order = {work.key(it): i for i, it in enumerate(todo)}
     records = sorted(result.skipped + result.records, key=lambda r: order.get(r.get("key"), -1))
     for r in records:
         r.pop("key", None)
     n_skipped = len(result.skipped)
     figures = driver_figures(result)
+    uncertain = [{"image": r["stem"], "why": r["scale_check"]["uncertain"]} for r in records
+                 if (r.get("scale_check") or {}).get("uncertain")]
     summary = {
-        "status": "partial" if failures else "complete", "n_images": len(items),
+        "status": "partial" if failures else "complete", "n_images": len(gathered.sources),
         "n_predicted": len(records) - n_skipped, "n_skipped": n_skipped,
         "n_failed": len(failures), "seconds": round(time.perf_counter() - t0, 3),
         "nuclei_total": sum(int(r["nuclei"]) for r in records), "out_dir": str(out_dir),
         "settings": settings, "date": datetime.now().isoformat(timespec="seconds"),
         "tiles_per_s": figures["units_per_s_end_to_end"], "images_per_s": figures["throughput_end_to_end"],
         "timing": figures, "images": records, "failures": failures, "engine": executor.name,
+        "notes": gathered.notes() + scale_notes(uncertain), "scale_uncertain": uncertain,
+        "skipped_not_images": [str(p) for p in gathered.skipped],
+        "repeated_inputs": [str(p) for p in gathered.repeated],
         **getattr(executor, "info", {}),
     }
     summary.pop("runtime", None)
@@ -202,6 +177,16 @@ def _predict(items: list[tuple[Path, str]], out_dir: Path, runtime: Runtime, opt
     except OSError as exc:
         raise OutputError(f"cannot write the run summary in {out_dir}: {exc}") from None
     return summary
+
+
+def scale_notes(uncertain: list[dict[str, str]], shown: int = 5) -> list[str]:
+    """One note per image whose automatic scale is uncertain (the first few, then a count)."""
+    notes = [f"note: the automatic scale of {u['image']} is uncertain: {u['why']}; check its outputs (--overlays) "
+             "or give --scale" for u in uncertain[:shown]]
+    if len(uncertain) > shown:
+        notes.append(f"note: the automatic scale of {len(uncertain) - shown} more image(s) is uncertain "
+                     f"({SUMMARY}: scale_uncertain)")
+    return notes
 
 
 def _gallery(out_dir: Path, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
@@ -220,6 +205,12 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"{summary['n_failed']} failed; {summary['nuclei_total']} nuclei in all; {summary['seconds']:.1f} s",
              f"outputs in {summary['out_dir']} ({SUMMARY}, {COUNTS}"
              + (f", {GALLERY})" if summary["settings"]["options"].get("overlay") else ")")]
+    if summary.get("scale_uncertain"):
+        lines.append(f"automatic scale uncertain for {len(summary['scale_uncertain'])} image(s): "
+                     + ", ".join(u["image"] for u in summary["scale_uncertain"][:10])
+                     + (" ..." if len(summary["scale_uncertain"]) > 10 else ""))
+    if summary.get("skipped_not_images"):
+        lines.append(f"skipped {len(summary['skipped_not_images'])} file(s) that are not images")
     if summary["failures"]:
         lines.append(f"failures ({summary['n_failed']}):")
         lines += [f"  {f['image']}: {f['error']}" for f in summary["failures"]]

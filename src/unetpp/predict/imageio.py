@@ -5,6 +5,9 @@ Accepted: PNG, TIFF, JPEG; grey, grey+alpha, RGB(BGR as OpenCV reads it), RGBA; 
 - 16-bit / float: `bit16="stretch"` (default) maps the 0.1th..99.9th percentiles of the whole image linearly to
   0..255 (robust to a 12-bit camera in a 16-bit container and to a few hot pixels); `bit16="257"` is the plain
   `value / 257` (a 16-bit copy of an 8-bit image comes back exactly). 8-bit images are used as they are.
+- a float image with NaN or infinite values is refused (that image alone): no stretch can guess what they meant.
+- a multi-page TIFF is read one page at a time (`page`, from 1); without a page it is refused, never reduced to
+  its first page (`unetpp predict` segments each page: predict/sources.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from unetpp.data.preprocess import describe_unreadable
 from unetpp.errors import InputError, expected_found
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+TIFF_SUFFIXES = (".tif", ".tiff")
 BIT16_MODES = ("stretch", "257")
 STRETCH_PERCENTILES = (0.1, 99.9)
 
@@ -51,14 +55,16 @@ def to_uint8(img: np.ndarray, bit16: str = "stretch") -> np.ndarray:
     if img.dtype not in (np.uint16, np.float32, np.float64, np.int16, np.int32):
         raise InputError(expected_found("image sample type", "uint8, uint16 or float", str(img.dtype)))
     data = img.astype(np.float32)
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        return np.zeros(img.shape, np.uint8)
-    lo, hi = np.percentile(finite, STRETCH_PERCENTILES)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        n_nan = int(np.isnan(data).sum())
+        raise InputError(expected_found("image values", "finite numbers",
+                                        f"{n_nan} NaN and {int(bad.sum()) - n_nan} infinite of {data.size} values"))
+    lo, hi = np.percentile(data, STRETCH_PERCENTILES)
     if hi <= lo:  # a flat image: keep its level on the 8-bit scale where it is a 16-bit one, else mid-grey
         level = lo / 257.0 if img.dtype == np.uint16 else 0.0
         return np.full(img.shape, np.uint8(np.clip(round(level), 0, 255)))
-    out = (np.nan_to_num(data, nan=lo) - lo) * np.float32(255.0 / (hi - lo))
+    out = (data - lo) * np.float32(255.0 / (hi - lo))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -83,8 +89,32 @@ def _jpeg_complete(path: Path) -> bool:
     return tail.endswith(b"\xff\xd9")
 
 
-def read_image(path: str | Path, bit16: str = "stretch") -> tuple[np.ndarray, ImageInfo]:
-    """An image file as (uint8 HxWx3 BGR, what the file held). Errors say what was expected and what was found."""
+def page_count(path: str | Path) -> int:
+    """Pages of an image file (a TIFF may hold many); 0 when OpenCV cannot read its header."""
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:
+        return 0
+
+
+def _read_page(path: Path, page: int | None) -> np.ndarray | None:
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    n = page_count(path)
+    if page is None and n > 1:
+        raise InputError(expected_found(f"image {path}", "a single-page image (`unetpp predict` segments each page "
+                                        "of a stack as <stem>_p<k>)", f"a TIFF of {n} pages"))
+    if page is None or n <= 1:
+        return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if not 1 <= page <= n:
+        raise InputError(expected_found(f"page of {path}", f"1..{n}", page))
+    ok, pages = cv2.imreadmulti(str(path), start=page - 1, count=1, flags=cv2.IMREAD_UNCHANGED)
+    return pages[0] if ok and pages else None
+
+
+def read_image(path: str | Path, bit16: str = "stretch", page: int | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """An image file (or one `page` of a multi-page TIFF, from 1) as (uint8 HxWx3 BGR, what the file held).
+    Errors say what was expected and what was found."""
     path = Path(path)
     if not path.is_file():
         raise InputError(expected_found(f"image {path}", "an existing image file", describe_unreadable(path)))
@@ -94,7 +124,7 @@ def read_image(path: str | Path, bit16: str = "stretch") -> tuple[np.ndarray, Im
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(path):
         raise InputError(expected_found(f"image {path}", "a complete JPEG (ending in the FFD9 end-of-image marker)",
                                         f"a truncated file of {path.stat().st_size} bytes"))
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    img = _read_page(path, page)
     if img is None:
         raise InputError(expected_found(f"image {path}", f"a readable {path.suffix.lower()[1:].upper()} image",
                                         describe_unreadable(path)))
@@ -102,4 +132,7 @@ def read_image(path: str | Path, bit16: str = "stretch") -> tuple[np.ndarray, Im
         raise InputError(expected_found(f"image {path}", "at least 1x1 pixels", f"size {img.shape[:2]}"))
     info = ImageInfo(str(path), int(img.shape[0]), int(img.shape[1]), 1 if img.ndim == 2 else int(img.shape[2]),
                      str(img.dtype))
-    return to_bgr(to_uint8(img, bit16)), info
+    try:
+        return to_bgr(to_uint8(img, bit16)), info
+    except InputError as exc:
+        raise InputError(f"image {path}{f' page {page}' if page else ''}: {exc}") from None

@@ -27,12 +27,11 @@ from unetpp.data.preprocess import normalize
 from unetpp.errors import UnetppError
 from unetpp.eval.metrics import sigmoid
 from unetpp.predict import scale as scale_rules
+from unetpp.predict.first_pass import estimate_nucleus_area, scale_check
 from unetpp.predict.image import (
     PredictOptions,
-    median_nucleus_area,
     output_paths,
     postprocess,
-    predict_resize,
     record_from_files,
     write_outputs,
 )
@@ -47,6 +46,7 @@ class PredictItem:
     stem: str
     path: Path | None = None
     image: np.ndarray | None = None
+    page: int | None = None  # one page (from 1) of a multi-page TIFF
     options: PredictOptions | None = None  # this item's own options (a server's request); None: the work's
 
 
@@ -80,7 +80,9 @@ class PredictWork(BatchWork):
 
     # -- identity and resume -------------------------------------------------------------------
     def key(self, item: PredictItem) -> str:
-        return str(item.path) if item.path is not None else item.stem
+        if item.path is None:
+            return item.stem
+        return f"{item.path} (page {item.page})" if item.page else str(item.path)
 
     def outputs(self, item: PredictItem) -> list[Path]:
         if self.out_dir is None:
@@ -100,7 +102,7 @@ class PredictWork(BatchWork):
             info = ImageInfo(item.stem, int(img.shape[0]), int(img.shape[1]), 3, str(img.dtype))
         opts = item.options or self.options
         if item.image is None:
-            img, info = read_image(item.path, opts.bit16)
+            img, info = read_image(item.path, opts.bit16, item.page)
         state: dict[str, Any] = {"img": img, "info": info, "t0": t0, "opts": opts, "key": self.key(item),
                                  "units_done": 0, "units_total": TTA_VIEWS if opts.tta else 1}
         size = self.input_shape[-1]
@@ -142,9 +144,11 @@ class PredictWork(BatchWork):
                 rt = self._first_pass
                 if rt is None:
                     raise UnetppError("the `nuclei` scale rule needs a runtime for its first pass")
-                median = median_nucleus_area(predict_resize(img, rt), opts)
-            meta["first_pass_median_area"] = median
-            return scale_rules.nuclei_scale(median, h, w, self.input_shape[-1], scale_rules.nuclei_target(rule)), meta
+                first = estimate_nucleus_area(img, rt, opts.threshold, opts.min_area, opts.split)
+            meta["first_pass_median_area"] = first.median_area
+            meta["first_pass"] = first
+            return scale_rules.nuclei_scale(first.median_area, h, w, self.input_shape[-1],
+                                            scale_rules.nuclei_target(rule)), meta
         return scale_rules.geometric_scale(rule, h, w, self.input_shape[-1]), meta
 
     def accept(self, state: dict[str, Any], start: int, outputs: np.ndarray) -> None:
@@ -176,8 +180,13 @@ class PredictWork(BatchWork):
         opts = state["opts"]
         result = postprocess(prob, opts, self.outputs_meaning, self.model_meta.get("seed_params"),
                              state["meta"].get("scale"))
+        first = state["meta"].pop("first_pass", None)
+        if first is not None:  # the estimate against what this pass found
+            areas = np.asarray([r[1] for r in result["rows"]], np.float64)
+            state["meta"]["scale_check"] = scale_check(first, areas, state["meta"]["scale"])
         result["meta"] = state["meta"]
         record = {"image": str(item.path) if item.path is not None else None, "stem": item.stem,
+                  **({"page": item.page} if item.page else {}),
                   "height": info.height, "width": info.width, "channels": info.channels, "dtype": info.dtype,
                   "mode": opts.mode, "nuclei": len(result["rows"]),
                   "foreground_px": int(result["mask"].sum()), **state["meta"]}
