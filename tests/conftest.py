@@ -33,6 +33,15 @@ def val_ids(dsb_root: Path) -> list[str]:
     return [s for s in (dsb_root / "val_ids.txt").read_text().split() if s]
 
 
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated nuclei set in the stage1_train layout (8 samples, 3 val): for tests that need realistic images
+    but not DSB2018 itself, so that they run (and are never skipped) on any machine."""
+    from unetpp.data.synthetic import make_synthetic_dsb
+
+    return make_synthetic_dsb(tmp_path_factory.mktemp("synthetic") / "ds", n=8, seed=11, n_val=3)
+
+
 # -- model artefacts with random weights (the shipped checkpoint is trained separately) -------------------------
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:

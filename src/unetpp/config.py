@@ -10,6 +10,8 @@ NB_FILTER = (32, 64, 128, 256, 512)
 INPUT_NAME = "actual_input_1"
 OUTPUT_NAME = "output1"
 DEFAULT_OPSET = 11
+# The lowest opset that exports NestedUNet (its nearest upsampling needs 9); the highest is the installed torch's.
+MIN_OPSET = 9
 TRAIN_LOSSES = ("BCEDiceLoss", "LovaszHingeLoss")
 TRAIN_OPTIMIZERS = ("SGD", "Adam")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from unetpp.bench import parse_spec, parse_specs, write_report
 from unetpp.bench.probe import MODEL_GFLOP, gemm_gflops
@@ -37,16 +38,22 @@ def test_probe_reports_a_limit() -> None:
 
 def test_tiny_sweep_end_to_end(bench_setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "run"
+    cuda = torch.cuda.is_available()  # the cuda cells run on a GPU machine and fail (listed) elsewhere
     rc = main(["bench", "--backends", "onnxruntime:threads=1,label=ort", "torch:device=cuda",
+               f"onnxruntime:model={tmp_path / 'gone.onnx'},label=broken",
                "--batch-sizes", "1,2", "--inputs", str(bench_setup["inputs"]), "--masks", str(bench_setup["masks"]),
                "--model", str(bench_setup["onnx"]), "--checkpoint", str(bench_setup["checkpoint"]),
                "--min-seconds", "0", "--min-iters", "2", "--warmup", "1", "--threads", "1", "--repeats", "3",
                "--out", str(out)])
-    assert rc == 1  # the cuda cells failed on this CPU machine (listed), the others completed
+    assert rc == 1  # the broken cells failed on every machine (listed), the others completed
     cells = {p.name: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
-    assert sorted(cells) == ["ort_bs1.json", "ort_bs2.json",
+    assert sorted(cells) == ["broken_bs1.json", "broken_bs2.json", "ort_bs1.json", "ort_bs2.json",
                              "torch_device_cuda_bs1.json", "torch_device_cuda_bs2.json"]
-    assert "cuda" in cells["torch_device_cuda_bs1.json"]["error"].lower()
+    assert "gone.onnx" in cells["broken_bs1.json"]["error"]
+    cuda_status = "ok" if cuda else "error"
+    assert cells["torch_device_cuda_bs1.json"]["status"] == cuda_status
+    if not cuda:
+        assert "cuda" in cells["torch_device_cuda_bs1.json"]["error"].lower()
     # the guide IoU of the cell's outputs, computed here by hand from the PyTorch reference's logits
     gts = [read_gray(bench_setup["masks"] / f"{i}.png") > 127 for i in bench_setup["ids"]]
     expected = np.mean([(np.count_nonzero((lg > 0.5) & g) + 1e-5) / (np.count_nonzero((lg > 0.5) | g) + 1e-5)
@@ -65,14 +72,15 @@ def test_tiny_sweep_end_to_end(bench_setup: dict, tmp_path: Path) -> None:
         assert c["throughput_compute"] == sorted(r["throughput_compute"] for r in rounds)[1]
         assert c["throughput_end_to_end"] == pytest.approx(sorted(r["throughput_end_to_end"] for r in rounds)[1])
         assert c["peak"]["gflops"] == max(c["peak"]["samples_gflops"]) and len(c["peak"]["samples_gflops"]) == 4
-    assert [r["status"] for r in cells["torch_device_cuda_bs1.json"]["rounds"]] == ["error"] * 3
+    assert [r["status"] for r in cells["torch_device_cuda_bs1.json"]["rounds"]] == [cuda_status] * 3
+    assert [r["status"] for r in cells["broken_bs2.json"]["rounds"]] == ["error"] * 3
 
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [(r["label"], r["batch_size"], r["status"]) for r in rows] == [
-        ("ort", "1", "ok"), ("ort", "2", "ok"), ("torch:device=cuda", "1", "error"),
-        ("torch:device=cuda", "2", "error")]
+        ("ort", "1", "ok"), ("ort", "2", "ok"), ("torch:device=cuda", "1", cuda_status),
+        ("torch:device=cuda", "2", cuda_status), ("broken", "1", "error"), ("broken", "2", "error")]
     md = (out / "results.md").read_text()
-    assert "| batch | ort | torch:device=cuda | 310 | 310P3 | T4 |" in md
+    assert "| batch | ort | torch:device=cuda | broken | 310 | 310P3 | T4 |" in md
     assert "| 1 | " in md and "| 2 | " in md and "## Failed cells" in md
     assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     machine = json.loads((out / "machine.json").read_text())

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from faultkit import listing, write_png
 
-from unetpp.data.paths import looked_in, resolve_data_dir
-
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -171,15 +169,3 @@ def test_run_data_given_must_hold_the_dataset(case: str, cli, root: Path, tmp_pa
     r = cli(*argv)
     assert r.rc == 2 and r.says("expected a folder holding stage1_train/", *says), r.err
     assert not (tmp_path / "runs" / "synthetic_dsb").exists()  # never a silent synthetic fallback
-
-
-def test_run_without_data_says_synthetic_and_where_it_looked(cli, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("UNETPP_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert resolve_data_dir(None, required=False) is None
-    made: list[Path] = []
-    monkeypatch.setattr("unetpp.data.synthetic.make_synthetic_dsb", lambda root: made.append(root))
-    r = cli("run", "-o", tmp_path / "runs")  # stops at the ids file the stub did not write
-    assert r.rc == 2 and made == [tmp_path / "runs" / "synthetic_dsb"]
-    assert r.says("SYNTHETIC DATA", looked_in(), "UNETPP_DATA not set", "data/dsb2018"), r.out

@@ -32,11 +32,11 @@ TWO_WORKERS = RayOptions(num_workers=2, threads=1, progress=False)
 
 
 @pytest.fixture(scope="module")
-def inputs(dsb_root: Path, val_ids: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first N_INPUTS val ids, prepared at 96 px and pre-processed to .bin as `unetpp run` does."""
+def inputs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The N_INPUTS generated samples, prepared at 96 px and pre-processed to .bin as `unetpp run` does."""
     base = tmp_path_factory.mktemp("ray_inputs")
-    ids = sorted(val_ids)[:N_INPUTS]
-    prepare_dsb2018(dsb_root / "stage1_train", base / "d96", ids=ids, progress=False)
+    ids = sorted(p.name for p in (synthetic_root / "stage1_train").iterdir())[:N_INPUTS]
+    prepare_dsb2018(synthetic_root / "stage1_train", base / "d96", ids=ids, progress=False)
     preprocess_folder(base / "d96" / "images", base / "bins", ids, progress=False)
     return base / "bins"
 

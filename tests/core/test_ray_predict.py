@@ -16,12 +16,12 @@ from unetpp.cli.main import main  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def test_predict_engine_ray_matches_local(ray_session, dsb_root: Path, val_ids: list[str], onnx_model: Path,
+def test_predict_engine_ray_matches_local(ray_session, synthetic_root: Path, onnx_model: Path,
                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "images"
     folder.mkdir()
-    for i in sorted(val_ids)[:3]:
-        shutil.copy(dsb_root / "stage1_train" / i / "images" / f"{i}.png", folder / f"{i}.png")
+    for i in sorted(p.name for p in (synthetic_root / "stage1_train").iterdir())[:3]:
+        shutil.copy(synthetic_root / "stage1_train" / i / "images" / f"{i}.png", folder / f"{i}.png")
     (folder / "not_an_image.png").write_text("hello\n")
     common = ["predict", str(folder), "--model", str(onnx_model), "--no-progress"]
     assert main([*common, "-o", str(tmp_path / "local"), "--threads", "2"]) == 1  # 1: one image failed

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,8 @@ import cv2
 import httpx
 import numpy as np
 from serve_helpers import SRC, Server, start_server, stop_server
+
+from unetpp.model.cards import shipped_cards
 
 
 def _segment(client: httpx.Client, path: Path, include: str = "labels", **fields: str) -> httpx.Response:
@@ -31,7 +34,7 @@ def _without_timings(body: dict) -> dict:
 def _assert_refused(r: httpx.Response, status: int, *words: str) -> None:
     assert r.status_code == status, (r.status_code, r.text)
     body = r.json()
-    assert set(body) == {"error", "expected", "found"}, body
+    assert set(body) - {"failures"} == {"error", "expected", "found"}, body
     text = json.dumps(body).lower()
     for w in words:
         assert w.lower() in text, (w, body)
@@ -50,6 +53,9 @@ def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
         card = c.get("/v1/model").json()
     assert card["name"] == "nested_unet_instance" and card["shipped_name"] == "instance" and len(card["sha256"]) == 64
     assert "134 val ids" in card["accuracy"]["split"] and "watershed" in card["task"]
+    own = shipped_cards()["instance"]  # the model's own figures, from its card, not the guide model's
+    assert card["accuracy"]["summary"] == own["summary"] and "guide_iou_96px" not in card["accuracy"]
+    assert card["accuracy"]["full_resolution_tile_auto"] == own["figures"]["full_resolution_tile_auto"]
     assert card["outputs"] == ["foreground", "border"] and card["preprocessing"]["size"] == 96
     assert httpx.get(server.url + "/").text.startswith("<!doctype html>")  # the page itself holds no data
 
@@ -99,7 +105,11 @@ def test_bad_requests_get_4xx_json_and_the_server_lives_on(server: Server, image
         _assert_refused(c.post("/v1/segment?debug=1", files={"file": ("a.png", png)}), 400, "debug")
         _assert_refused(c.post("/v1/segment", files=[("file", ("a.png", png)), ("file", ("b.png", png))]), 400,
                         "segment.zip")
-        _assert_refused(c.post("/v1/segment.zip", files=[("file", ("a.png", png)), ("file", ("b.txt", b"x"))]), 415)
+        _assert_refused(c.post("/v1/segment.zip", files=[("file", ("b.txt", b"x")), ("file", ("c.txt", b"y"))]),
+                        415, "not an image")  # nothing readable: the first refusal (with the list, see below)
+        ok, stack = cv2.imencodemulti(".tif", [np.full((40, 50), v, np.uint8) for v in (10, 200)])
+        _assert_refused(c.post("/v1/segment", files={"file": ("stack.tif", stack.tobytes())}), 422, "2 pages",
+                        "single-page")
         _assert_refused(c.get("/v1/nothing"), 404)
         _assert_refused(c.get("/v1/segment"), 405)
         _assert_refused(c.get("/static/../../etc/passwd"), 404)
@@ -133,23 +143,58 @@ def test_zip_holds_each_images_files_and_the_counts(server: Server, images: list
     assert [int(line.split(",")[-1]) for line in counts[1:]] == [b["nuclei"] for b in one]
 
 
-def test_concurrent_requests_equal_sequential_ones_and_unetpp_predict(server: Server, images: list[Path],
-                                                                       tmp_path: Path) -> None:
-    def batch_calls() -> tuple[int, int]:
+def test_zip_with_unreadable_files_returns_the_good_results_and_the_failures(server: Server,
+                                                                           images: list[Path]) -> None:
+    png = images[0].read_bytes()
+    files = [("file", ("good_a.png", png)), ("file", ("notes.txt", b"hello, not an image")),
+             ("file", ("cut.png", png[: len(png) // 2])), ("file", ("good_b.png", images[1].read_bytes()))]
+    with server.client() as c:
+        r = c.post("/v1/segment.zip", files=files)
+        alone = [c.post("/v1/segment?include=labels", files={"file": f[1]}).json() for f in (files[0], files[3])]
+        none = c.post("/v1/segment.zip", files=files[1:3])
+    assert r.status_code == 200 and r.headers["x-unetpp-failed"] == "2", r.text
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    assert zf.read("good_a_labels.png") == base64.b64decode(alone[0]["png"]["labels"])
+    assert zf.read("good_b_labels.png") == base64.b64decode(alone[1]["png"]["labels"])
+    assert not [n for n in zf.namelist() if n.startswith(("notes", "cut"))]
+    counts = zf.read("counts.csv").decode().splitlines()
+    assert [line.split(",")[0] for line in counts[1:]] == ["good_a", "good_b"]
+    failures = zf.read("failures.csv").decode().splitlines()
+    assert failures[0] == "name,status,error,expected,found"
+    assert [f.split(",")[:2] for f in failures[1:]] == [["notes", "415"], ["cut", "422"]]
+    assert none.status_code == 415 and [f["name"] for f in none.json()["failures"]] == ["notes", "cut"]
+
+
+def test_requests_share_runtime_calls(server: Server, images: list[Path]) -> None:
+    """Direct: resize-mode requests are one network input each, so a runtime call holding two or more inputs held
+    two or more requests. The batch-size histogram before and after concurrent requests says whether any did."""
+    def calls() -> tuple[int, int]:
         with server.client() as c:
             text = c.get("/metrics").text
         one = int(text.split('unetpp_batch_size_bucket{le="1"} ')[1].split()[0])
-        total = int(text.split("unetpp_batch_size_count ")[1].split()[0])
-        return one, total
+        return one, int(text.split("unetpp_batch_size_count ")[1].split()[0])
 
+    shared = []
+    for _ in range(3):  # a round on a busy machine may see the requests arrive one by one
+        one0, total0 = calls()
+        with server.client() as c, ThreadPoolExecutor(len(images)) as pool:
+            bodies = list(pool.map(lambda p: _segment(c, p, mode="resize").json(), images))
+        one1, total1 = calls()
+        assert all(b["n_tiles"] == 1 for b in bodies)
+        assert total1 - total0 <= len(images)
+        shared.append((total1 - total0) - (one1 - one0))  # calls that held two or more requests
+        if shared[-1] > 0:
+            break
+    assert shared[-1] > 0, f"no runtime call held two requests in {len(shared)} rounds of {len(images)}"
+
+
+def test_concurrent_requests_equal_sequential_ones_and_unetpp_predict(server: Server, images: list[Path],
+                                                                       tmp_path: Path) -> None:
     with server.client() as c:
         sequential = [_segment(c, p).json() for p in images]
-    one0, total0 = batch_calls()
     with server.client() as c, ThreadPoolExecutor(8) as pool:
         concurrent = list(pool.map(lambda p: _segment(c, p).json(), images))
-    one1, total1 = batch_calls()
     assert [_without_timings(b) for b in concurrent] == [_without_timings(b) for b in sequential]
-    assert total1 - total0 < len(images) or one1 - one0 < total1 - total0, "no call batched tiles of two requests"
     out = tmp_path / "predict"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     subprocess.run([sys.executable, "-m", "unetpp", "predict", *map(str, images), "-o", str(out), "--mode", "tile",
@@ -169,25 +214,38 @@ def test_metrics_are_prometheus_text(server: Server) -> None:
 
 
 def test_timeout_gives_504_full_queue_429_and_nothing_is_written(images: list[Path], tmp_path: Path) -> None:
-    """No token (open), a tiny --timeout-s, --max-queue 1, no --save: a request gets 504, a ZIP of two images 429
-    (all or nothing); requests write nothing in the working folder or TMPDIR (onnxruntime itself leaves a `.ses`
-    file in TMPDIR when imported, at start-up)."""
+    """No token (open), --timeout-s 1, --max-queue 2, no --save. A large image keeps the queue busy; meanwhile a
+    ZIP of three images is refused on its own (3 > 2), a ZIP of two because of the image already queued (1 + 2 >
+    2), and a single image is admitted (1 + 1) but times out waiting behind it (504). Requests write nothing in
+    the working folder or TMPDIR (onnxruntime itself leaves a `.ses` file in TMPDIR when imported, at start-up)."""
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
     tmp.mkdir()
-    srv = start_server(["--timeout-s", "0.001", "--max-queue", "1", "--threads", "1"], tmp_path / "serve.log",
+    big = tmp_path / "big.png"
+    tile = cv2.imread(str(images[0]))
+    cv2.imwrite(str(big), np.tile(tile, (3, 3, 1))[:600, :600])  # at scale 1: ~70 windows, several seconds
+    srv = start_server(["--timeout-s", "1", "--max-queue", "2", "--threads", "1"], tmp_path / "serve.log",
                        cwd=cwd, env={"TMPDIR": str(tmp)})
     before = sorted(cwd.iterdir()) + sorted(tmp.iterdir())
     try:
         assert httpx.get(srv.url + "/v1/model").status_code == 200  # no --token: open
-        two = [("file", ("a.png", images[0].read_bytes())), ("file", ("b.png", images[1].read_bytes()))]
-        r = httpx.post(srv.url + "/v1/segment.zip", files=two, timeout=60)  # 2 images > --max-queue 1
-        _assert_refused(r, 429, "max-queue 1")
-        assert r.headers["retry-after"] == "1"
         r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.txt", b"x" * 5000)}, timeout=60)
         _assert_refused(r, 415)
-        r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.png", images[0].read_bytes())}, timeout=60)
-        _assert_refused(r, 504, "timed out")  # last: the timed-out image still occupies the queue a while
+        files = [("file", (f"{k}.png", images[k].read_bytes())) for k in range(3)]
+        _assert_refused(httpx.post(srv.url + "/v1/segment.zip", files=files, timeout=60), 429, "max-queue 2",
+                        "0 image(s) waiting")
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(httpx.post, srv.url + "/v1/segment", files={"file": ("big.png", big.read_bytes())},
+                               data={"scale": "1"}, timeout=60)
+            deadline = time.monotonic() + 30
+            while httpx.get(srv.url + "/v1/ready").json()["queue_depth"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            r = httpx.post(srv.url + "/v1/segment.zip", files=files[:2], timeout=60)
+            _assert_refused(r, 429, "max-queue 2", "1 image(s) waiting or running")
+            assert r.headers["retry-after"] == "1"
+            r = httpx.post(srv.url + "/v1/segment", files={"file": ("a.png", images[0].read_bytes())}, timeout=60)
+            _assert_refused(r, 504, "timed out")  # admitted (1 + 1 <= 2), still queued behind the large image
+            _assert_refused(busy.result(), 504, "timed out")
         assert httpx.get(srv.url + "/v1/health").status_code == 200 and srv.proc.poll() is None
     finally:
         stop_server(srv)

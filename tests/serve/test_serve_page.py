@@ -11,6 +11,8 @@ import httpx
 import pytest
 from serve_helpers import Server
 
+from unetpp.model.cards import shipped_cards
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the page test needs playwright (the dev extra)")
 
 
@@ -39,6 +41,8 @@ def test_the_page_segments_two_images_and_downloads_the_zip(server: Server, imag
             page.dispatch_event("#token", "change")
             page.wait_for_function("document.getElementById('model').textContent.includes('sha256')",
                                    timeout=10_000)
+            footer = page.locator("#model").inner_text()  # the served model's own figures, from its card
+            assert shipped_cards()["instance"]["summary"] in footer and "undefined" not in footer, footer
             page.set_input_files("#files", [str(x) for x in chosen])
             page.wait_for_selector("body[data-done='1']", timeout=60_000)
             cards = page.locator("article.card")

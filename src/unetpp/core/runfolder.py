@@ -299,6 +299,11 @@ class RunFolder:
             self.planned = sorted(set(planned) | set(new))
         self._write_manifest(files=sorted(set(self.manifest.get("files", [])) | set(new)))
 
+    def record(self, files: Iterable[str | Path]) -> None:
+        """Files this run has just written where it had checked that nothing else was (a generator's output):
+        listed without the check `plan` makes."""
+        self._write_manifest(files=sorted(set(self.manifest.get("files", [])) | {self._rel(f) for f in files}))
+
     # -- overwrite: the listed files go aside, come back if the new run does not finish ---------------------------
     def _move_aside(self, old: dict[str, Any]) -> None:
         try:

@@ -12,7 +12,7 @@ from torch import nn
 
 from unetpp.atomic import atomic_path, write_json_atomic
 from unetpp.compare import compare_logits
-from unetpp.config import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, PreprocessConfig
+from unetpp.config import DEFAULT_OPSET, INPUT_NAME, MIN_OPSET, OUTPUT_NAME, PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
 from unetpp.model.metadata import PREDICT_KEYS, build_metadata, write_onnx_metadata
@@ -88,6 +88,7 @@ def export_onnx(
     out = Path(out)
     if batch is not None and batch < 1:
         raise InputError(expected_found("--batch", "a positive integer", batch))
+    check_opset(opset)
     ckpt = load_checkpoint(checkpoint, up_mode=up_mode)
     model = _LastOutput(ckpt.model).eval()
     c, s = ckpt.config.input_channels, ckpt.preprocess.size
@@ -105,10 +106,14 @@ def export_onnx(
     with atomic_path(out) as tmp:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's own notices
-            torch.onnx.export(
-                model, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False,
-            )
+            try:
+                torch.onnx.export(
+                    model, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False,
+                )
+            except Exception as exc:  # noqa: BLE001 - the exporter's own errors carry a whole graph dump
+                first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                raise ModelFileError(f"ONNX export at opset {opset} failed: {first}") from None
         proto = onnx.load(str(tmp))
         meta = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
                               checkpoint_sha256=file_sha256(ckpt.path),
@@ -143,6 +148,20 @@ def export_onnx(
     }
     write_json_atomic(parity_path(out), report)
     return report
+
+
+def opset_range() -> tuple[int, int]:
+    """The opsets `export` accepts: MIN_OPSET up to the installed torch's highest."""
+    from torch.onnx import _constants
+
+    return MIN_OPSET, int(getattr(_constants, "ONNX_MAX_OPSET", 20))
+
+
+def check_opset(opset: int) -> None:
+    lo, hi = opset_range()
+    if not isinstance(opset, int) or not lo <= opset <= hi:
+        raise InputError(expected_found("--opset", f"an ONNX opset from {lo} to {hi} (NestedUNet's upsampling needs "
+                                        f"{lo}; torch {torch.__version__} exports up to {hi})", opset))
 
 
 def parity_path(out: Path) -> Path:

@@ -32,6 +32,9 @@ from unetpp.serve.inputs import OPTION_FIELDS, RequestError, decode_image, parse
 from unetpp.serve.service import ServeSettings, Service
 
 API_VERSION = "v1"
+# A ZIP request's file refused for itself (unreadable, not an image, too many pixels, a stack): listed in the ZIP's
+# failures.csv while the other files are segmented; the single-image endpoint answers these with the status.
+PER_FILE_STATUS = (400, 413, 415, 422)
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
 ENDPOINTS = ("/", "/static", "/v1/health", "/v1/ready", "/v1/model", "/v1/segment", "/v1/segment.zip", "/metrics")
@@ -251,11 +254,22 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         files, fields = await read_form(request, many=True)
         options = parse_options(fields)
         admit(len(files))
-        done = await asyncio.gather(*(segment_one(stem, data, options) for stem, data in files))
-        entries = [(stem, image, record) for (stem, _), (image, record, _) in zip(files, done)]
-        data = await run_in_threadpool(svc.zip_bytes, entries)
+        done = await asyncio.gather(*(segment_one(stem, data, options) for stem, data in files),
+                                    return_exceptions=True)
+        for result in done:  # anything but a refusal of that one file fails the request (500, 504 ...)
+            if isinstance(result, BaseException) and not (isinstance(result, RequestError)
+                                                          and result.status in PER_FILE_STATUS):
+                raise result
+        entries = [(stem, r[0], r[1]) for (stem, _), r in zip(files, done) if not isinstance(r, BaseException)]
+        failures = [{"name": stem, "status": r.status, **r.body()} for (stem, _), r in zip(files, done)
+                    if isinstance(r, RequestError)]
+        if not entries:  # nothing to return: the first file's refusal, with every file's
+            first = next(r for r in done if isinstance(r, RequestError))
+            return JSONResponse({**first.body(), "failures": failures}, status_code=first.status)
+        data = await run_in_threadpool(svc.zip_bytes, entries, failures)
         return Response(data, media_type="application/zip",
-                        headers={"Content-Disposition": 'attachment; filename="unetpp_results.zip"'})
+                        headers={"Content-Disposition": 'attachment; filename="unetpp_results.zip"',
+                                 "X-Unetpp-Failed": str(len(failures))})
 
     @app.get("/metrics", response_class=Response)
     async def metrics(request: Request) -> Response:

@@ -114,11 +114,24 @@ def decode_image(data: bytes, name: str, limits: Limits) -> np.ndarray:
                            "a PNG, TIFF or JPEG image", f"{kind} ({len(data)} bytes)")
     if img.size == 0 or img.shape[0] == 0 or img.shape[1] == 0:
         raise RequestError(422, f"empty image {what}", "at least 1x1 pixels", f"size {img.shape[:2]}")
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        pages = _tiff_pages(data)
+        if pages > 1:  # never reduced to its first page
+            raise RequestError(422, f"multi-page image {what}", "a single-page image (`unetpp predict` segments "
+                               "each page of a stack as <stem>_p<k>)", f"a TIFF of {pages} pages")
     _check_pixels(int(img.shape[1]), int(img.shape[0]), limits)
     try:
         return to_bgr(to_uint8(img))
     except InputError as exc:
         raise RequestError.from_error(422, exc) from None
+
+
+def _tiff_pages(data: bytes) -> int:
+    try:
+        ok, pages = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return 1
+    return len(pages) if ok else 1
 
 
 def _looks_like_image(data: bytes) -> bool:

@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import itertools
+import os
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from unetpp.errors import OutputError
+from unetpp.errors import InputError, OutputError
 from unetpp.predict.image import PredictOptions, output_paths, write_outputs
 from unetpp.predict.instances import CSV_HEADER
 from unetpp.report.overlay import draw_overlay
@@ -23,27 +24,10 @@ from unetpp.serve.batcher import Batcher
 from unetpp.serve.inputs import Limits
 from unetpp.serve.metrics import Metrics
 
-# The shipped models' figures on the 134 val ids (README "Results"; bench/results/main_job_val134_cpu.md,
-# fullres_val134.md, instance_val.md).
-SHIPPED_ACCURACY = {
-    "guide": {
-        "split": "DSB2018 stage1_train, the guide's 134 val ids",
-        "guide_iou_96px": 0.8433,
-        "dice_96px": 0.9115,
-        "full_resolution_tile_auto": {"pixel_iou": 0.8160, "dice": 0.8947, "dsb2018_map": 0.4698, "ap50": 0.7152},
-        "full_resolution_resize": {"pixel_iou": 0.8117, "dice": 0.8919, "dsb2018_map": 0.4631, "ap50": 0.7118},
-        "source": "README.md, Results (bench/results/main_job_val134_cpu.md, bench/results/fullres_val134.md)",
-    },
-    "instance": {
-        "split": "DSB2018 stage1_train, the guide's 134 val ids",
-        "full_resolution_tile_auto": {"pixel_iou": 0.8271, "dice": 0.8998, "dsb2018_map": 0.5493,
-                                      "ap50": 0.7598, "ap75": 0.5859},
-        "source": "README.md, Results (bench/results/instance_val.md)",
-    },
-}
 TASKS = {"border": "nuclei segmentation (UNet++, foreground + border), instances from seeds and a watershed",
          "foreground": "nuclei segmentation (UNet++), instances by a distance-transform split"}
 COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei"]
+FAILURES_HEADER = ["name", "status", "error", "expected", "found"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +60,12 @@ def nuclei_csv(rows: list[list[Any]]) -> str:
     return "\n".join([",".join(CSV_HEADER)] + [",".join(str(v) for v in r) for r in rows]) + "\n"
 
 
+def _accuracy(card: dict[str, Any]) -> dict[str, Any]:
+    """The model card's published figures, as /v1/model and the page show them."""
+    return {"split": card.get("split"), "summary": card.get("summary"), **(card.get("figures") or {}),
+            "source": card.get("source")}
+
+
 class Service:
     """The runtime, its batcher, the model's identity and the optional --save folder."""
 
@@ -94,26 +84,33 @@ class Service:
     def start(self) -> None:
         """Open the model (the shipped one by default), warm it, start the batch driver."""
         from unetpp.atomic import file_sha256
-        from unetpp.model.resolve import SHIPPED_MODELS, model_source
+        from unetpp.core.outputs import folder_problem
+        from unetpp.model.cards import card_for
+        from unetpp.model.resolve import model_source
         from unetpp.runtimes import open_runtime, resolve_model
 
         s = self.settings
         if s.save_dir:
+            problem = folder_problem(s.save_dir, "serve")
+            if problem:
+                raise InputError(f"--save: {problem}")
             Path(s.save_dir).mkdir(parents=True, exist_ok=True)
         source = model_source(s.model)
         _, path = resolve_model(source, s.backend)
         runtime = open_runtime(source, s.backend, threads=s.threads)
         batcher = Batcher(runtime, self.metrics, s.batch_size, s.max_wait_ms)
         batcher.start()
-        shipped = next((name for name, p in SHIPPED_MODELS.items() if p.resolve() == source.resolve()), None)
+        source_sha = file_sha256(source)
+        card = card_for(source, source_sha)  # the figures of this very file, if it is a shipped model
+        shipped = card[0] if card else None
         self.identity = {"name": source.stem, "file": path.name, "sha256": file_sha256(path),
-                         "source_sha256": file_sha256(source) if source != path else None,
+                         "source_sha256": source_sha if source != path else None,
                          "backend": runtime.name, "backend_version": runtime.version(),
                          "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict()}
         self.card = {**self.identity, "shipped": shipped is not None, "shipped_name": shipped,
                      "input": list(runtime.input_shape),
                      "task": TASKS["border" if "border" in runtime.outputs else "foreground"],
-                     "accuracy": SHIPPED_ACCURACY.get(shipped or ""),
+                     "accuracy": _accuracy(card[1]) if card else None,
                      "batching": {"batch_size": s.batch_size, "max_wait_ms": s.max_wait_ms}}
         self.batcher = batcher
 
@@ -149,9 +146,11 @@ class Service:
         return {"labels": png(labels.astype(np.uint16)), "mask": png(result["mask"].astype(np.uint8) * 255),
                 "overlay": png(draw_overlay(image, labels))}
 
-    def zip_bytes(self, entries: list[tuple[str, np.ndarray, dict[str, Any]]]) -> bytes:
+    def zip_bytes(self, entries: list[tuple[str, np.ndarray, dict[str, Any]]],
+                  failures: list[dict[str, Any]] | None = None) -> bytes:
         """(stem, image, record) per image → a ZIP of <stem>_labels.png, _mask.png, _nuclei.csv, _overlay.png and
-        counts.csv (stems made unique)."""
+        counts.csv (stems made unique); the files refused, if any, in failures.csv (name, status, error,
+        expected, found)."""
         buf = io.BytesIO()
         counts = io.StringIO()
         w = csv.writer(counts, lineterminator="\n")
@@ -170,12 +169,24 @@ class Service:
                 zf.writestr(f"{name}_nuclei.csv", nuclei_csv(record["result"]["rows"]))
                 w.writerow([name, record["height"], record["width"], record["mode"], record["nuclei"]])
             zf.writestr("counts.csv", counts.getvalue())
+            if failures:
+                text = io.StringIO()
+                fw = csv.writer(text, lineterminator="\n")
+                fw.writerow(FAILURES_HEADER)
+                fw.writerows([f.get(k, "") for k in FAILURES_HEADER] for f in failures)
+                zf.writestr("failures.csv", text.getvalue())
         return buf.getvalue()
 
     def save(self, stem: str, image: np.ndarray, options: PredictOptions, record: dict[str, Any]) -> None:
-        """--save DIR: the image's outputs as `unetpp predict --overlays` writes them, under a unique stem."""
+        """--save DIR: the image's outputs as `unetpp predict --overlays` writes them, under a stem no file there
+        has yet (time, process, counter): an existing file is never replaced."""
         if not self.settings.save_dir:
             return
-        unique = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(self._saved):06d}-{stem}"
-        paths = output_paths(Path(self.settings.save_dir), unique, PredictOptions(overlay=True))
+        for _ in range(1000):
+            unique = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(self._saved):06d}-{stem}"
+            paths = output_paths(Path(self.settings.save_dir), unique, PredictOptions(overlay=True))
+            if not any(os.path.lexists(p) for p in paths.values()):
+                break
+        else:
+            raise OutputError(f"--save {self.settings.save_dir}: no free file name for {stem!r}")
         write_outputs(record["result"], paths, image)

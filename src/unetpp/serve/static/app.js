@@ -123,7 +123,8 @@
     const resp = await fetch("/v1/model", { headers: headers() });
     if (!resp.ok) { $("model").textContent = resp.status === 401 ? "enter the token to use this server" : ""; return; }
     const m = await resp.json();
-    const acc = m.accuracy ? `, guide IoU ${m.accuracy.guide_iou_96px} on ${m.accuracy.split}` : "";
+    // the model's own published figures (its card), or a plain statement that this file has none
+    const acc = m.accuracy ? `; ${m.accuracy.summary} on ${m.accuracy.split}` : "; no published figures for this model file";
     $("model").textContent = `model ${m.name} (${m.backend} ${m.backend_version}, sha256 ${m.sha256.slice(0, 12)}…)${acc}`;
   }
   loadModel();
