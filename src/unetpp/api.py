@@ -44,7 +44,13 @@ def as_bgr(image: np.ndarray, channel_order: str = "rgb", bit16: str = "stretch"
     """An image array as the model's input image: 3-channel BGR uint8 (grey replicated, alpha dropped)."""
     if channel_order not in CHANNEL_ORDERS:
         raise InputError(expected_found("channel_order", " or ".join(CHANNEL_ORDERS), repr(channel_order)))
+    if isinstance(image, (str, Path)):
+        raise InputError(expected_found("image", "an image array (H, W), (H, W, 3) or (H, W, 4)",
+                                        f"the path {str(image)!r}", "For files, use model.predict_folder(path, "
+                                        "out) or read the image first (unetpp.predict.read_image)"))
     arr = np.asarray(image)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(expected_found("image", "a numeric image array", f"an array of {arr.dtype}"))
     if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise InputError(expected_found("image", "a 2-D image array (H, W), (H, W, 3) or (H, W, 4)",
                                         f"an array of shape {arr.shape}"))

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from faultkit import listing, write_png
 
+from unetpp.core.runfolder import MANIFEST
+
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -79,13 +81,14 @@ def test_prepare_bad_sample_fails_alone(damage: str, says: str, cli, root: Path,
     r = cli("prepare", root, tmp_path / "d96", "--no-progress")
     assert r.rc == 1 and r.says(bad, says), r.err
     good = [i for i in _ids(root) if i != bad]
-    assert listing(tmp_path / "d96") == sorted([f"images/{i}.png" for i in good] + [f"masks/0/{i}.png" for i in good])
+    assert listing(tmp_path / "d96") == sorted([f"images/{i}.png" for i in good] + [f"masks/0/{i}.png" for i in good]
+                                               + [MANIFEST])
 
 
 def test_prepare_unicode_paths(cli, root: Path, tmp_path: Path) -> None:
     src = Path(shutil.move(root, tmp_path / "données brutes"))
     r = cli("prepare", src, tmp_path / "préparé 96", "--no-progress")
-    assert r.rc == 0 and len(listing(tmp_path / "préparé 96")) == 8, r.err
+    assert r.rc == 0 and len(listing(tmp_path / "préparé 96")) == 8 + 1, r.err  # + the run folder's manifest
 
 
 # -- preprocess ---------------------------------------------------------------------------------------------------
@@ -130,21 +133,21 @@ def test_preprocess_bad_image_fails_alone(damage: str, says: str, cli, prepared:
         write_png(bad)
     r = cli("preprocess", images, tmp_path / "bins", "--no-progress")
     assert r.rc == 1 and r.says(bad.stem, says), r.err
-    assert listing(tmp_path / "bins") == sorted(f"{p.stem}.bin" for p in images.iterdir() if p != bad)
+    assert listing(tmp_path / "bins") == sorted([f"{p.stem}.bin" for p in images.iterdir() if p != bad] + [MANIFEST])
 
 
 def test_preprocess_ids_crlf_blank_lines(cli, prepared: Path, tmp_path: Path) -> None:
     stems = sorted(p.stem for p in (prepared / "images").iterdir())[:2]
     (tmp_path / "ids.txt").write_bytes(("\r\n".join([stems[0], "", "  ", stems[1]]) + "\r\n").encode())
     r = cli("preprocess", prepared / "images", tmp_path / "bins", "--ids", tmp_path / "ids.txt", "--no-progress")
-    assert r.rc == 0 and listing(tmp_path / "bins") == [f"{s}.bin" for s in stems], r.err
+    assert r.rc == 0 and listing(tmp_path / "bins") == [f"{s}.bin" for s in stems] + [MANIFEST], r.err
 
 
 def test_preprocess_disk_full(cli, prepared: Path, tmp_path: Path, tiny_disk: Path) -> None:
     (tiny_disk / "filler").write_bytes(b"\0" * 150_000)  # room for no 110,592-byte input
     r = cli("preprocess", prepared / "images", tiny_disk / "bins", "--no-progress")
-    assert r.rc == 2 and r.says("no space left", "expected a writable location"), r.err
-    assert listing(tiny_disk / "bins") == []  # no partial file under its final name, no temporary file
+    assert r.rc == 1 and r.says("no space left", "expected a writable location"), r.err
+    assert listing(tiny_disk / "bins") == []  # no partial file under its final name, no temporary file, no folder
 
 
 # -- where the data comes from (`unetpp run`) ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from unetpp.cli.main import main
+from unetpp.core.runfolder import MANIFEST
 from unetpp.errors import InputError
 from unetpp.eval.evaluate import evaluate
 
@@ -119,6 +120,6 @@ def test_cli_prepare_then_preprocess(tmp_path, capsys):
     assert main(["preprocess", str(tmp_path / "d96" / "images"), str(tmp_path / "bin"),
                  "--ids", str(root / "val_ids.txt"), "--no-progress"]) == 0
     (val_id,) = (root / "val_ids.txt").read_text().split()
-    assert [p.name for p in (tmp_path / "bin").iterdir()] == [f"{val_id}.bin"]
+    assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == [f"{val_id}.bin", MANIFEST]
     assert (tmp_path / "bin" / f"{val_id}.bin").stat().st_size == 110_592
     assert "prepared 3 new sample(s)" in capsys.readouterr().out

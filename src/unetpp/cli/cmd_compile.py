@@ -37,13 +37,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unetpp.atomic import check_writable
-    from unetpp.core.runfolder import refuse_same_file
+    from unetpp.core.outputs import refuse_foreign, refuse_same_file, undo_new_dirs
+    from unetpp.model.resolve import model_source
 
-    refuse_same_file(args.output, [args.model])
-    check_writable(args.output)
-    r = compile_model(args.model, args.backend, args.output, batch=args.batch, int8=args.int8, calib=args.calib,
-                      calib_count=args.calib_count, val=args.val, masks=args.masks, max_iou_drop=args.max_iou_drop,
-                      force=args.force, ort_level=args.ort_level)
+    out = Path(args.output)
+    outputs = [out, report_path(out)] + ([out.with_suffix(".bin")] if out.suffix.lower() == ".xml" else [])
+    source = model_source(args.model)
+    for path in outputs:
+        refuse_same_file(path, [source, source.with_suffix(".bin") if source.suffix.lower() == ".xml" else None])
+    refuse_foreign(outputs, reports=[report_path(out)])
+    with undo_new_dirs(out):
+        check_writable(out)
+        r = compile_model(source, args.backend, out, batch=args.batch, int8=args.int8, calib=args.calib,
+                          calib_count=args.calib_count, val=args.val, masks=args.masks,
+                          max_iou_drop=args.max_iou_drop, force=args.force, ort_level=args.ort_level)
     batch = "dynamic batch" if r["batch"] is None else f"batch {r['batch']}"
     print(f"wrote {r['artefact']} ({args.backend}, {'int8' if r['int8'] else 'fp32'}, {batch})")
     acc = r.get("accuracy")

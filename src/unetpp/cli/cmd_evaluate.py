@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
     ids = read_ids(args.ids) if args.ids else None
     if args.csv is not None:
         from unetpp.atomic import check_writable
+        from unetpp.core.outputs import csv_header, refuse_foreign
+        from unetpp.eval.evaluate import CSV_FIELDS
 
+        refuse_foreign([args.csv], ours=lambda p: csv_header(p) == ",".join(CSV_FIELDS))
         check_writable(args.csv)
     _warn_unfinished(args.results)
     r = evaluate(args.results, args.masks, ids=ids, csv_path=args.csv)
@@ -83,10 +86,19 @@ def _run_instances(args: argparse.Namespace) -> int:
     if mixed:
         raise InputError(f"evaluate arguments: expected {GUIDE_USAGE} or {INSTANCE_USAGE}, found both "
                          f"(--instances with {', '.join(mixed)}); full-resolution mode writes REPORT_DIR/per_image.csv")
+    from unetpp.core.runfolder import RunFolder
+    from unetpp.eval.instance_io import prediction_ids
+    from unetpp.eval.instance_report import CSV_NAME, GALLERY_NAME, SUMMARY_NAME, default_report_dir
+
     gt = args.gt if args.gt is not None else resolve_data_dir(None)
     ids = read_ids(args.ids) if args.ids else None
     _warn_unfinished(args.instances)
-    r = evaluate_full_resolution(args.instances, gt, ids=ids, out_dir=args.output, overlays=args.overlays)
+    prediction_ids(args.instances)  # a missing PRED_DIR is refused before the report folder inside it is made
+    report_dir = args.output if args.output is not None else default_report_dir(args.instances)
+    with RunFolder(report_dir, None, command="evaluate",
+                   files=[report_dir / n for n in (CSV_NAME, SUMMARY_NAME, GALLERY_NAME)]) as folder:
+        r = evaluate_full_resolution(args.instances, gt, ids=ids, out_dir=report_dir, overlays=args.overlays)
+        folder.finish({"n_images": r["n_images"]})
     print(f"DSB2018 mAP (IoU 0.50-0.95): {r['map']:.4f}")
     print(f"AP@0.50: {r['ap_50']:.4f}  AP@0.75: {r['ap_75']:.4f}")
     print(f"pixel IoU (full resolution, per-image mean): {r['pixel_iou']:.4f}  Dice: {r['dice']:.4f}")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from unetpp.cli.options import add_output, add_static_batch, count
-from unetpp.config import DEFAULT_OPSET, UP_MODES
+from unetpp.config import DEFAULT_OPSET, MIN_OPSET, UP_MODES
 from unetpp.model.export import export_onnx, format_report
 
 
@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
                    help="bioimageio only: the package's input channel order (the flip to the checkpoint's BGR is "
                    "put inside the network)")
-    p.add_argument("--opset", type=count(7), default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=count(1), default=DEFAULT_OPSET,
+                   help=f"ONNX opset, {MIN_OPSET} up to the installed torch's highest (default {DEFAULT_OPSET})")
     add_static_batch(p)
     p.add_argument("--up-mode", choices=UP_MODES, default=None,
                    help="override the upsampling (upstream .pth files do not record it; default nearest)")
@@ -36,23 +37,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from unetpp.atomic import check_writable
-    from unetpp.core.runfolder import refuse_same_file
+    from unetpp.core.outputs import refuse_foreign, refuse_same_file, undo_new_dirs
+    from unetpp.errors import InputError, expected_found
+    from unetpp.model.export import check_opset, parity_path
+    from unetpp.model.resolve import model_source
 
-    refuse_same_file(args.output, [args.checkpoint])
-    check_writable(args.output)
-    if args.format == "bioimageio":
-        from unetpp.zoo.export import export_bioimageio
-        from unetpp.zoo.export import format_report as format_zoo_report
+    check_opset(args.opset)
+    if args.format == "bioimageio" and args.batch is not None:
+        raise InputError(expected_found("--static-batch with --format bioimageio", "no value (a package keeps "
+                                        "the batch axis dynamic)", args.batch))
+    source = model_source(args.checkpoint)
+    outputs = [args.output] if args.format == "bioimageio" else [args.output, parity_path(args.output)]
+    for out in outputs:
+        refuse_same_file(out, [source])
+    refuse_foreign(outputs, reports=[parity_path(args.output)])
+    with undo_new_dirs(args.output):
+        check_writable(args.output)
+        if args.format == "bioimageio":
+            from unetpp.zoo.export import export_bioimageio
+            from unetpp.zoo.export import format_report as format_zoo_report
 
-        if args.batch is not None:
-            from unetpp.errors import InputError, expected_found
-
-            raise InputError(expected_found("--static-batch with --format bioimageio", "no value (a package keeps "
-                                            "the batch axis dynamic)", args.batch))
-        report = export_bioimageio(args.checkpoint, args.output, opset=args.opset, channel_order=args.channel_order,
-                                   up_mode=args.up_mode)
-        print(format_zoo_report(report))
-        return 0
-    report = export_onnx(args.checkpoint, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode)
+            report = export_bioimageio(source, args.output, opset=args.opset, channel_order=args.channel_order,
+                                       up_mode=args.up_mode)
+            print(format_zoo_report(report))
+            return 0
+        report = export_onnx(source, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode)
     print(format_report(report))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unetpp.cli.options import count
+from unetpp.cli.options import add_overwrite, count
 from unetpp.data.paths import read_ids
 from unetpp.data.prepare import find_stage1_train, prepare_dsb2018
 
@@ -23,18 +23,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--size", type=count(1), default=96, help="output side in pixels (default 96)")
     p.add_argument("--ids", type=Path, default=None, help="only the ids listed in this file (one per line)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overwrite(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from unetpp.core.runfolder import refuse_overlap
+    from unetpp.core.runfolder import RunFolder, refuse_overlap
+    from unetpp.data.prepare import list_sample_ids
 
     stage1 = find_stage1_train(args.src)
     refuse_overlap(args.dst, [stage1, args.src], what="DST")
     ids = read_ids(args.ids) if args.ids else None
+    planned = [args.dst / sub / f"{i}.png" for i in (ids or list_sample_ids(stage1)) for sub in ("images", "masks/0")]
     failures: list[dict[str, str]] = []
-    written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress,
-                              failures=failures)
+    settings = {"size": args.size, "source": str(stage1.resolve())}
+    with RunFolder(args.dst, settings, overwrite=args.overwrite, command="prepare", files=planned,
+                   legacy_patterns=("images/*.png", "masks/0/*.png")) as folder:
+        written = prepare_dsb2018(stage1, args.dst, size=args.size, ids=ids, progress=not args.no_progress,
+                                  failures=failures)
+        folder.finish({"written": written, "failed": len(failures)}, failed=len(failures))
     total = len(list((args.dst / "images").glob("*.png")))
     print(f"prepared {written} new sample(s) from {stage1} into {args.dst} ({total} images there in all)")
     return report_failures("prepare", "sample", failures)

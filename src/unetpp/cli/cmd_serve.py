@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(expected_found("--max-wait-ms", "a number >= 0", args.max_wait_ms))
     if args.engine == "local" and (args.address or args.replicas != 1):
         raise InputError(expected_found("--address/--replicas", "--engine ray", "--engine local"))
+    check_port_free(args.host, args.port)
+    if args.save:
+        claim_save_folder(args.save)
     settings = ServeSettings(
         host=args.host, port=args.port, model=args.model, backend=args.backend, threads=args.threads,
         token=args.token or os.environ.get("UNETPP_TOKEN") or None,
@@ -77,6 +80,38 @@ def run(args: argparse.Namespace) -> int:
 
         return serve_on_ray(settings, args.address, args.replicas, args.num_cpus_per_replica)
     return serve_local(settings)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, before loading anything, an address this server could not listen on (a port in use, a host that
+    is not this machine's)."""
+    import errno
+    import socket
+
+    from unetpp.errors import InputError, expected_found
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(expected_found("--host", "an address of this machine", f"{host!r} ({exc.strerror})")) \
+            from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no conflict
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            found = "a port in use (another server?)" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise InputError(expected_found(f"--port {port} on {host}", "a free port", found,
+                                            "Stop the other server or pass another --port")) from None
+
+
+def claim_save_folder(path: str) -> None:
+    """--save DIR: a new, empty or earlier `unetpp serve --save` folder, marked as the server's (its manifest)."""
+    from unetpp.core.runfolder import RunFolder
+
+    with RunFolder(path, None, command="serve") as folder:
+        folder.finish({})
 
 
 def serve_local(settings: ServeSettings) -> int:

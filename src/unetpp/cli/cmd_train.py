@@ -60,8 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from unetpp.core.runfolder import RunFolder
     from unetpp.data.paths import read_ids, resolve_data_dir
-    from unetpp.train.loop import train
 
     root = resolve_data_dir(args.data)
     train_ids, val_ids = read_ids(root / "train_ids.txt"), read_ids(root / "val_ids.txt")
@@ -69,6 +69,27 @@ def run(args: argparse.Namespace) -> int:
         if args.limit < 1:
             raise InputError(expected_found("--limit", "a positive number of train ids", args.limit))
         train_ids = train_ids[: args.limit]
+    with RunFolder(args.out, None, command="train", files=[args.out / n for n in TRAIN_FILES],
+                   legacy_names=TRAIN_LEGACY) as folder:
+        result = _train(args, root, train_ids, val_ids)
+        folder.finish({"epochs_completed": result["epochs_completed"]})
+    state = "stopped at the time limit" if result["stopped_early"] else "done"
+    best = result["best_val_iou_guide"]
+    print(f"{state}: {result['epochs_completed']}/{result['epochs']} epochs in {args.out}; best epoch "
+          f"{result['best_epoch']} (guide val IoU {best:.4f}, upstream {result['best_val_iou_upstream']:.4f}) "
+          f"-> {args.out / 'best.pt'}" if best is not None else f"{state}: no epoch completed")
+    return 0
+
+
+# What a training writes into its folder (listed in the run folder's manifest); an older folder without a
+# manifest that holds only such entries is a training folder too.
+TRAIN_FILES = ("log.csv", "best.pt", "last.pt", "latest.pt", "instances_cache.npz")
+TRAIN_LEGACY = ("*.pt", "*.csv", "*.npz", "*.json", "*.md", "dsb2018_96")
+
+
+def _train(args: argparse.Namespace, root: Path, train_ids: list[str], val_ids: list[str]) -> dict:
+    from unetpp.train.loop import train
+
     if args.prepared is not None:
         prepared = args.prepared
     else:
@@ -91,9 +112,4 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, amp=not args.no_amp, time_limit_s=args.time_limit, progress=not args.no_progress,
         num_workers=workers, command="unetpp " + " ".join(sys.argv[1:]), deterministic=args.deterministic,
     )
-    state = "stopped at the time limit" if result["stopped_early"] else "done"
-    best = result["best_val_iou_guide"]
-    print(f"{state}: {result['epochs_completed']}/{result['epochs']} epochs in {args.out}; best epoch "
-          f"{result['best_epoch']} (guide val IoU {best:.4f}, upstream {result['best_val_iou_upstream']:.4f}) "
-          f"-> {args.out / 'best.pt'}" if best is not None else f"{state}: no epoch completed")
-    return 0
+    return result

@@ -129,10 +129,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(expected_found("--prefetch", "0 or more batches", args.prefetch))
     speed = TrainSpeed(channels_last=not args.no_channels_last, prefetch=args.prefetch,
                        compile=args.compile)
-    result = train_instance(cfg, find_stage1_train(root), args.out, train_ids, device=args.device,
-                            resume=args.resume, time_limit_s=args.time_limit, progress=not args.no_progress,
-                            command="unetpp " + " ".join(sys.argv[1:]), bn_recalibrate=args.bn_recalibrate,
-                            speed=speed, keep_epochs=args.keep_epochs)
+    from unetpp.cli.cmd_train import TRAIN_FILES, TRAIN_LEGACY
+    from unetpp.core.runfolder import RunFolder
+
+    with RunFolder(args.out, None, command="train-instance", files=[args.out / n for n in TRAIN_FILES],
+                   legacy_names=TRAIN_LEGACY) as folder:
+        result = train_instance(cfg, find_stage1_train(root), args.out, train_ids, device=args.device,
+                                resume=args.resume, time_limit_s=args.time_limit, progress=not args.no_progress,
+                                command="unetpp " + " ".join(sys.argv[1:]), bn_recalibrate=args.bn_recalibrate,
+                                speed=speed, keep_epochs=args.keep_epochs)
+        folder.finish({"epochs_completed": result["epochs_completed"]})
     state = "stopped at the time limit" if result["stopped_early"] else "done"
     best = result["best_heldout_map"]
     tail = (f"best epoch {result['best_epoch']} (held-out mAP {best:.4f}) -> {args.out / 'best.pt'}"

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import zipfile
@@ -42,8 +43,8 @@ def _names(entries: Sequence[str], n: int = 4) -> str:
 
 def folder_problem(path: str | Path, command: str = "", legacy_names: Sequence[str] = ()) -> str | None:
     """Why unetpp may not write into `path`, or None: it is absent, empty, a run folder of `command` (or of no
-    recorded command), or holds only entries named in `legacy_names` (what an older unetpp wrote without a
-    manifest, e.g. a training folder)."""
+    recorded command), or holds only entries matching `legacy_names` (glob patterns: what an older unetpp wrote
+    without a manifest, e.g. a training folder)."""
     p = Path(path)
     if not os.path.lexists(p):
         return None
@@ -63,7 +64,8 @@ def folder_problem(path: str | Path, command: str = "", legacy_names: Sequence[s
             return expected_found(f"output folder {path}", f"a new folder or an earlier `unetpp {command}` run "
                                   "folder", f"a run folder of `unetpp {other}`", "Choose another folder")
         return None
-    if not entries or (legacy_names and all(e in legacy_names for e in entries)):
+    if not entries or (legacy_names and all(any(fnmatch.fnmatchcase(e, n) for n in legacy_names)
+                                            for e in entries)):
         return None
     return expected_found(
         f"output folder {path}", f"a new or empty folder, or an earlier unetpp run folder (holding {MANIFEST})",
@@ -159,7 +161,9 @@ def _sha256(path: Path) -> str | None:
 
 
 def recorded_by_report(path: Path, reports: Sequence[Path]) -> bool:
-    """A report unetpp wrote beside `path` records `path`'s current SHA-256."""
+    """A report unetpp wrote beside `path` records `path`'s current SHA-256 (an IR's .bin: its .xml's)."""
+    if path.suffix.lower() == ".bin" and path.with_suffix(".xml").is_file():
+        return recorded_by_report(path.with_suffix(".xml"), reports)
     digest = None
     for rep in reports:
         data = _json(rep) if rep.is_file() else None

@@ -138,6 +138,7 @@ class RunFolder:
         self._locked = False
         self._finished: str | None = None
         self._created: list[Path] = []
+        self._was_empty = False
 
     def _rel(self, f: str | Path) -> str:
         p = Path(f)
@@ -242,6 +243,7 @@ class RunFolder:
         if problem:
             raise InputError(problem)
         self._created = [p for p in [self.path, *self.path.parents] if not os.path.lexists(p)]
+        self._was_empty = self.path.is_dir() and not any(self.path.iterdir())
         ensure_dir(self.path)
         try:
             self._acquire()
@@ -385,9 +387,10 @@ class RunFolder:
             self._release()
 
     def _remove_if_unused(self) -> bool:
-        """A run that failed before writing anything leaves no folder it made behind."""
+        """A run that failed before writing anything leaves no folder it made behind (and an empty folder it was
+        given empty)."""
         try:
-            unused = self.path in self._created and not self.aside.exists() and \
+            unused = (self.path in self._created or self._was_empty) and not self.aside.exists() and \
                 all(p.name in RUN_FILES for p in self.path.iterdir())
         except OSError:
             return False
@@ -395,6 +398,8 @@ class RunFolder:
             return False
         self._release()
         (self.path / MANIFEST).unlink(missing_ok=True)
+        if not self._created:
+            return True
         for folder in self._created:  # deepest first
             try:
                 folder.rmdir()
