@@ -112,20 +112,28 @@ def run_sub(*argv: object, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(unetpp_cmd(*argv), capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
 
 
-def kill_midway_then_rerun(argv: list[object], run_folder: Path) -> subprocess.CompletedProcess:
-    """Start `unetpp ARGV`, SIGKILL it at a random point once it holds the run folder's lock, then run it again
-    to the end and return that rerun."""
-    from unetpp.core.runfolder import LOCK
-
+def kill_midway_then_rerun(argv: list[object], run_folder: Path, completed: Callable[[Path], list[Path]],
+                           min_done: int = 2) -> tuple[subprocess.CompletedProcess, dict[Path, tuple[bytes, int]]]:
+    """Start `unetpp ARGV`, SIGKILL it at a random moment once `completed(run_folder)` lists at least `min_done`
+    finished outputs and while it is still working, then run it again to the end. Returns the rerun and the
+    outputs that were finished at the kill ({path: (bytes, inode)}), which the rerun must keep as they were.
+    Fails the test if the run ended before the kill could land (the drill would prove nothing)."""
     p = subprocess.Popen(unetpp_cmd(*argv), env=subprocess_env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (run_folder / LOCK).exists() and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # the run has begun: kill it at a random point of its work
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.8))
+    deadline = time.monotonic() + 120
+    while p.poll() is None and time.monotonic() < deadline:
+        if run_folder.is_dir() and len(completed(run_folder)) >= min_done:
+            break
+        time.sleep(0.01)
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.15))  # a random point of the work that remains
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    return run_sub(*argv)
+    if p.returncode != -signal.SIGKILL:
+        pytest.fail(f"the run ended (exit {p.returncode}) before the kill landed: give it more work")
+    done = {f: (f.read_bytes(), f.stat().st_ino) for f in completed(run_folder)}
+    if len(done) < min_done:
+        pytest.fail(f"only {len(done)} output(s) finished before the kill: the drill needs {min_done}")
+    return run_sub(*argv), done
 
 
 @pytest.fixture()

@@ -248,14 +248,17 @@ def test_disk_full(cli, bins: Path, onnx_model: Path, tmp_path: Path, tiny_disk:
 
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_identical_outputs(cli, bins: Path, onnx_model: Path, tmp_path: Path) -> None:
-    src = _many(bins, tmp_path / "many", 12)
+    src = _many(bins, tmp_path / "many", 24)
     ref = tmp_path / "ref" / "r"
     assert _infer(cli, onnx_model, src, ref, "--threads", "1").rc == 0
     out = tmp_path / "o" / "r"
     argv = ["infer", "--model", onnx_model, "--input", src, "-o", out.parent, "--output-dirname", "r",
             "--no-progress", "--threads", "1"]
-    r = kill_midway_then_rerun(argv, out)
+    r, kept = kill_midway_then_rerun(argv, out, lambda d: sorted(d.glob("*_0.bin")))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"skipped (complete) {len(kept)}" in r.stdout, r.stdout  # the rerun resumed ...
+    for f, (data, inode) in kept.items():  # ... keeping what the killed run had finished, untouched
+        assert f.read_bytes() == data and f.stat().st_ino == inode, f.name
     assert listing(out) == listing(ref)  # nothing left behind: no temporary file, no lock
     assert all((out / n).read_bytes() == (ref / n).read_bytes() for n in listing(ref) if n != MANIFEST)
     assert _manifest(out)["state"] == "complete"

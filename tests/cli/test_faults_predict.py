@@ -204,14 +204,23 @@ def test_disk_full(cli, images: Path, onnx_model: Path, tmp_path: Path, tiny_dis
 
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_identical_outputs(cli, images: Path, onnx_model: Path, tmp_path: Path) -> None:
-    for i in range(6):
-        write_png(images / f"more{i}.png", 70, 60, seed=20 + i)
+    for i in range(16):
+        write_png(images / f"more{i:02d}.png", 96, 96, seed=20 + i)
+    tile = ["--mode", "tile", "--scale", "1", "--batch-size", "1"]  # one window an image, one call each
     ref = tmp_path / "ref"
-    assert _predict(cli, onnx_model, images, "-o", ref).rc == 0
+    assert _predict(cli, onnx_model, images, "-o", ref, *tile).rc == 0
     out = tmp_path / "o"
-    argv = ["predict", images, "-o", out, "--model", onnx_model, "--no-progress", "--threads", "2"]
-    r = kill_midway_then_rerun(argv, out)
+    argv = ["predict", images, "-o", out, "--model", onnx_model, "--no-progress", "--threads", "1", *tile]
+
+    def finished(d: Path) -> list[Path]:  # an image is complete once its nucleus table, written last, exists
+        return sorted(f for csv in d.glob("*_nuclei.csv") for f in (d / csv.name.replace("_nuclei.csv", o)
+                                                                     for o in OUTS))
+
+    r, kept = kill_midway_then_rerun(argv, out, finished, min_done=2 * len(OUTS))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"skipped {len(kept) // len(OUTS)} already complete" in r.stdout, r.stdout  # the rerun resumed ...
+    for f, (data, inode) in kept.items():  # ... keeping what the killed run had finished, untouched
+        assert f.read_bytes() == data and f.stat().st_ino == inode, f.name
     assert listing(out) == listing(ref)  # no temporary file, no lock left
     per_image = [n for n in listing(ref) if n.endswith(OUTS)]
     assert all((out / n).read_bytes() == (ref / n).read_bytes() for n in per_image)

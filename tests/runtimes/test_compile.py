@@ -153,3 +153,27 @@ def test_artefacts_carry_the_source_models_preprocessing(setup: dict, tmp_path: 
         compile_model(src, backend, out)
         with get_runtime(backend, out) as rt:
             assert rt.preprocess.mean == (0.1, 0.2, 0.3) and rt.outputs == ["foreground"], backend
+
+
+def _onnx_iou(model: Path, setup: dict) -> float:
+    """The guide IoU of a model file on the val inputs, run here with ONNX Runtime."""
+    with get_runtime("onnxruntime", model) as rt:
+        logits = rt.infer_padded(setup["xv"])[0][:, 0]
+    return float(np.mean([_iou(q, g) for q, g in zip(logits, setup["gt"])]))
+
+
+def test_guard_on_a_real_int8_build_refuses_passes_and_forces(setup: dict, tmp_path: Path) -> None:
+    """The guard measured on an actual int8 (QDQ) build, against an IoU drop computed here; a limit just below
+    the drop refuses it (nothing written), just above passes it, and --force writes it with the verdict kept."""
+    common = dict(int8=True, calib=setup["calib"], val=setup["val"], masks=setup["masks"])
+    forced = compile_model(setup["onnx"], "onnxruntime", tmp_path / "forced.onnx", max_iou_drop=-1.0, force=True,
+                           **common)["accuracy"]
+    drop = _onnx_iou(setup["onnx"], setup) - _onnx_iou(tmp_path / "forced.onnx", setup)
+    assert forced["iou_drop"] == pytest.approx(drop, abs=1e-6) and forced["forced"] and not forced["passed"]
+    assert (tmp_path / "forced.onnx").is_file()
+    with pytest.raises(AccuracyDropError, match="nothing was written"):
+        compile_model(setup["onnx"], "onnxruntime", tmp_path / "below.onnx", max_iou_drop=drop - 1e-4, **common)
+    assert not (tmp_path / "below.onnx").exists() and not (tmp_path / "below.compile.json").exists()
+    passed = compile_model(setup["onnx"], "onnxruntime", tmp_path / "above.onnx", max_iou_drop=drop + 1e-4,
+                           **common)["accuracy"]
+    assert passed["passed"] and not passed["forced"] and passed["iou_drop"] == pytest.approx(drop, abs=1e-6)

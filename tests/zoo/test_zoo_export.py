@@ -103,3 +103,22 @@ def test_writer_leaves_nothing_on_failure(tmp_path: Path) -> None:
         write_package(tmp_path / "p.zip", PackageContent(**{**content.__dict__, "test_input": arr[0, 0]}))
     with pytest.raises(InputError, match=r"package file name: expected a name ending in .zip"):
         write_package(tmp_path / "p.tar", content)
+
+
+def test_packaged_weights_that_miss_parity_are_refused(random_checkpoint: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bug the parity check exists for: a package whose pre-processing forgets the training's extra /255 (its
+    gains 255x too large) computes something else than the native path; the export refuses and writes nothing."""
+    from unetpp.errors import ModelFileError
+    from unetpp.zoo import export as zoo_export
+
+    def without_extra_divide(pre: PreprocessConfig, order: str) -> dict:
+        kw = scale_linear_kwargs(pre, order)
+        return {**kw, "gain": [g * pre.extra_divide for g in kw["gain"]],
+                "offset": [o * pre.extra_divide for o in kw["offset"]]}
+
+    monkeypatch.setattr(zoo_export, "scale_linear_kwargs", without_extra_divide)
+    out = tmp_path / "pkg" / "m.zip"
+    with pytest.raises(ModelFileError, match=r"packaged weights vs the native ONNX path .* found \{'onnx'"):
+        export_bioimageio(random_checkpoint, out)
+    assert not out.exists() and not [p for p in tmp_path.rglob("*") if p.is_file()]

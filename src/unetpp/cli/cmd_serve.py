@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "local" and (args.address or args.replicas != 1):
         raise InputError(expected_found("--address/--replicas", "--engine ray", "--engine local"))
     check_port_free(args.host, args.port)
+    from unetpp.model.resolve import model_source
+    from unetpp.runtimes import resolve_model
+
+    resolve_model(model_source(args.model), args.backend)  # an unknown or missing model: refused here, not later
     if args.save:
         claim_save_folder(args.save)
     settings = ServeSettings(

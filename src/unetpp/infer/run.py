@@ -16,7 +16,7 @@ import numpy as np
 from unetpp.atomic import file_sha256, write_json_atomic
 from unetpp.core.driver import DriverResult, DriverSettings
 from unetpp.core.executors import LocalExecutor, run_batches
-from unetpp.core.outputs import refuse_inputs_inside, refuse_same_file
+from unetpp.core.outputs import folder_problem, refuse_inputs_inside, refuse_same_file
 from unetpp.core.runfolder import RunFolder, refuse_overlap
 from unetpp.core.summary import THROUGHPUT_DEFINITIONS, driver_figures, latency_stats, machine_info
 from unetpp.errors import InputError, expected_found
@@ -80,6 +80,9 @@ def run_inference(
         raise InputError(expected_found(f"--input with --engine {executor.name}", "at least one folder or file",
                                         "none (pure-inference mode runs with --engine local)"))
     backend, model = resolve_model(model, backend, checkpoint_backend="torch")  # ais_bench: .pt runs as it is
+    problem = folder_problem(output / output_dirname, "infer") if files is not None and output_dirname else None
+    if problem:  # also checked by the run folder; here before the model loads
+        raise InputError(problem)
     executor = executor or LocalExecutor()
     runtime = get_runtime(backend, model, **(backend_options or {}))
     with runtime:

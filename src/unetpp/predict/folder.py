@@ -79,12 +79,15 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     run folder (core.runfolder): other settings are refused unless `overwrite`; an input folder may not overlap
     it."""
     from unetpp.core.executors import LocalExecutor
-    from unetpp.core.outputs import refuse_inputs_inside
+    from unetpp.core.outputs import folder_problem, refuse_inputs_inside
     from unetpp.core.runfolder import RunFolder, refuse_overlap
 
     options = options or PredictOptions()
     out_dir = Path(out_dir)
     refuse_overlap(out_dir, list(inputs))
+    problem = folder_problem(out_dir, "predict")  # also checked by the run folder; here before the model loads
+    if problem:
+        raise InputError(problem)
     executor = executor or LocalExecutor()
     gathered = gather_sources(inputs, ids)
     refuse_inputs_inside(out_dir, [s.path for s in gathered.sources if s.path.exists()])
