@@ -29,6 +29,7 @@ WHOLE_IMAGE_MAX_SIDE = 1400  # the largest DSB2018 training image is 1040x1388: 
 LADDER_START = 256  # the commonest training size
 WINDOWS_PER_SIDE = 3  # a 3x3 grid of windows per rung (fewer where the image is not much larger)
 MIN_NUCLEI = 5  # fewer than this: the median says little
+LABEL_SIDE = 512  # a window's probability is measured at up to this side (its areas scaled back)
 # At the model's input (96x96) training nuclei had a median of 15.8 px, quartiles 9.2 / 30.1 (predict/scale.py).
 CONFIDENT_INPUT_AREA = (3.0, 150.0)
 # The second pass agrees when its median nucleus is within this factor (in area) of the first pass's estimate.
@@ -50,14 +51,16 @@ class AreaEstimate:
         return asdict(self)
 
 
-def _probs(runtime: Any, crops: list[np.ndarray], size: int) -> list[np.ndarray]:
+def _probs(runtime: Any, crops: list[np.ndarray], size: int, side: int | None = None) -> list[np.ndarray]:
     """Each crop squeezed to size x size (INTER_LINEAR, as data/prepare.py), predicted in one call, its
-    foreground probability resized back to the crop's size."""
+    foreground probability resized back to the crop's size (or to side x side: a window's nuclei are measured at
+    up to LABEL_SIDE px, the 96 px prediction holds no finer detail)."""
     from unetpp.predict.image import tile_probs
 
     squeezed = np.stack([cv2.resize(c, (size, size)) for c in crops])
     probs = tile_probs(runtime, squeezed)
-    return [cv2.resize(p, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR) for p, c in zip(probs, crops)]
+    return [cv2.resize(p, (side or c.shape[1], side or c.shape[0]), interpolation=cv2.INTER_LINEAR)
+            for p, c in zip(probs, crops)]
 
 
 def _areas(prob: np.ndarray, threshold: float, min_area: int, split: bool, drop_edge: bool) -> np.ndarray:
@@ -111,8 +114,10 @@ def estimate_nucleus_area(img: np.ndarray, runtime: Any, threshold: float = 0.5,
     while side <= min(h, w):
         ys, xs = _corners(h, side, WINDOWS_PER_SIDE), _corners(w, side, WINDOWS_PER_SIDE)
         crops = [img[y:y + side, x:x + side] for y in ys for x in xs]
-        areas = np.concatenate([_areas(p, threshold, min_area, split, drop_edge=True)
-                                for p in _probs(runtime, crops, size)])
+        at = min(side, LABEL_SIDE)
+        f2 = (side / at) ** 2  # one pixel at the measuring size covers f2 of the image's
+        areas = np.concatenate([_areas(p, threshold, max(1, round(min_area / f2)), split, drop_edge=True)
+                                for p in _probs(runtime, crops, size, at)]) * f2
         rung = _estimate(areas, side, len(crops), (size / side) ** 2)
         if best is None or (rung.n_nuclei >= MIN_NUCLEI and (best.n_nuclei < MIN_NUCLEI
                                                               or _distance(rung) < _distance(best))):
