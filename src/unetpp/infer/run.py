@@ -80,6 +80,8 @@ def run_inference(
         raise InputError(expected_found(f"--input with --engine {executor.name}", "at least one folder or file",
                                         "none (pure-inference mode runs with --engine local)"))
     backend, model = resolve_model(model, backend, checkpoint_backend="torch")  # ais_bench: .pt runs as it is
+    if files is not None and output_dirname:  # the overlap (the more telling refusal) first
+        refuse_overlap(output / output_dirname, list(inputs or []))
     problem = folder_problem(output / output_dirname, "infer") if files is not None and output_dirname else None
     if problem:  # also checked by the run folder; here before the model loads
         raise InputError(problem)
