@@ -31,10 +31,10 @@ from unetpp.bench.machine import describe_machine
 from unetpp.config import PreprocessConfig
 from unetpp.data.paths import read_ids, resolve_data_dir
 from unetpp.model.resolve import shipped_checkpoint
-from unetpp.train.dataset import EpochBatchSampler
 from unetpp.train.instance_data import InstanceCropDataset, build_instance_data, crops_per_image
 from unetpp.train.instance_loop import TrainSpeed, _train_epoch, appearance_params
 from unetpp.train.instance_model import ChannelBCEDice, InstanceTrainConfig, init_instance_model
+from unetpp.train.sampling import EpochBatchSampler
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = {

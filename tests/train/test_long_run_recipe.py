@@ -17,14 +17,15 @@ from unetpp.data.selection import (
     size_class,
     stratified_selection,
 )
-from unetpp.errors import CheckpointError, InputError
+from unetpp.errors import CheckpointError, InputError, OutputError
 from unetpp.model.checkpoint import load_checkpoint, save_checkpoint
 from unetpp.train.appearance_v2 import AppearanceV2, augment_crop_v2
 from unetpp.train.ema import WeightEMA
 from unetpp.train.instance_data import InstanceCropDataset, build_instance_data, crops_per_image, nucleus_counts
-from unetpp.train.instance_loop import train_instance
+from unetpp.train.instance_loop import crop_loader, train_instance
 from unetpp.train.instance_model import HEADS, ChannelBCEDice, InstanceTrainConfig, init_instance_model
 from unetpp.train.prefetch import prefetch
+from unetpp.train.sampling import EpochBatchSampler
 
 
 def _cfg(**kw) -> InstanceTrainConfig:
@@ -176,3 +177,37 @@ def test_long_run_recipe_resumes_to_the_uninterrupted_state(tiny_stage1, tmp_pat
     ds = InstanceCropDataset(build_instance_data(root, ids[:2], 60.0, progress=False), 1, 32,
                              modality=AppearanceV2())
     assert ds[(0, 0)][0].shape == (3, 32, 32)
+
+
+def test_crop_worker_processes_give_the_same_batches(tiny_stage1):
+    root, ids = tiny_stage1
+    data = build_instance_data(root, ids[:4], target_area=60.0, progress=False)
+    ds = InstanceCropDataset(data, 3, 32, modality=AppearanceV2())
+    assert ds.data.labels == []  # what the workers receive carries no label images
+    batches = {}
+    for workers in (0, 2):
+        sampler = EpochBatchSampler(len(ds), 2, seed=3)
+        loader = crop_loader(ds, sampler, workers, pin=False)
+        got = []
+        for epoch in (0, 1):  # persistent workers follow the sampler's epoch
+            sampler.set_epoch(epoch)
+            got += [x for x, _ in loader]
+        batches[workers] = got
+    assert len(batches[0]) == 4
+    for a, b in zip(batches[0], batches[2], strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(batches[0][0], batches[0][2])  # epoch 1 draws other crops
+
+
+def test_a_named_cache_is_shared_and_a_foreign_file_there_is_refused(tiny_stage1, tmp_path):
+    root, ids = tiny_stage1
+    cache = tmp_path / "shared.npz"
+    first = build_instance_data(root, ids[:3], 60.0, cache=cache, progress=False, replace_stale=False)
+    again = build_instance_data(tmp_path / "absent", ids[:3], 60.0, cache=cache, progress=False,
+                                replace_stale=False)  # read from the cache: the images are not needed
+    assert all(np.array_equal(a, b) for a, b in zip(first.targets, again.targets, strict=True))
+    notes = tmp_path / "notes.npz"
+    notes.write_bytes(b"my own file")
+    with pytest.raises(OutputError, match="another file"):
+        build_instance_data(root, ids[:3], 60.0, cache=notes, progress=False, replace_stale=False)
+    assert notes.read_bytes() == b"my own file"

@@ -83,6 +83,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--prefetch", type=int, default=2, metavar="N",
                    help="batches cut and augmented ahead in a background thread (default 2; 0 = in the training "
                    "thread)")
+    p.add_argument("--workers", type=count(0), default=0, metavar="N",
+                   help="crop worker processes (default 0: crops are made in the training process and its prefetch "
+                   "thread; use several on a machine with many cores beside a GPU)")
+    p.add_argument("--bf16", action="store_true",
+                   help="with --device cuda: forward and loss under bf16 autocast (weights stay fp32)")
+    p.add_argument("--cache", type=Path, default=None, metavar="NPZ",
+                   help="the rescaled training data, read if it matches the ids and parameters, else built and "
+                   "written there (default OUT/instances_cache.npz); lets runs share one")
     p.add_argument("--no-channels-last", action="store_true",
                    help="keep NCHW tensors (channels-last is faster with oneDNN on the CPU and is the default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward (+~10%% crops/s on "
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prefetch < 0:
         raise InputError(expected_found("--prefetch", "0 or more batches", args.prefetch))
     speed = TrainSpeed(channels_last=not args.no_channels_last, prefetch=args.prefetch,
-                       compile=args.compile)
+                       compile=args.compile, workers=args.workers, bf16=args.bf16)
     from unetpp.cli.cmd_train import TRAIN_FILES, TRAIN_LEGACY
     from unetpp.core.runfolder import RunFolder
 
@@ -137,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         result = train_instance(cfg, find_stage1_train(root), args.out, train_ids, device=args.device,
                                 resume=args.resume, time_limit_s=args.time_limit, progress=not args.no_progress,
                                 command="unetpp " + " ".join(sys.argv[1:]), bn_recalibrate=args.bn_recalibrate,
-                                speed=speed, keep_epochs=args.keep_epochs)
+                                speed=speed, keep_epochs=args.keep_epochs, cache=args.cache)
         folder.finish({"epochs_completed": result["epochs_completed"]})
     state = "stopped at the time limit" if result["stopped_early"] else "done"
     best = result["best_heldout_map"]

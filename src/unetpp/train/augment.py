@@ -18,14 +18,9 @@ import random
 import albumentations as A
 import numpy as np
 
-# Independent RNG streams derived from the run seed.
-STREAM_AUGMENT = 1
-STREAM_SHUFFLE = 2
+from unetpp.train.sampling import STREAM_AUGMENT, epoch_permutation, seed_sequence
 
-
-def seed_sequence(seed: int, epoch: int, stream: int, index: int = 0) -> np.random.SeedSequence:
-    """A SeedSequence for one (seed, epoch, stream, index) key; all run randomness is derived this way."""
-    return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(stream), int(index)])
+__all__ = ["augment_pair", "build_augment", "epoch_permutation", "seed_sequence", "upstream_flip"]
 
 
 def upstream_flip(p: float = 0.5) -> A.BasicTransform | A.BaseCompose:
@@ -69,8 +64,3 @@ def augment_pair(
     compose.set_random_state(np.random.default_rng(ss), random.Random(py_seed))
     out = compose(image=image, mask=mask)
     return out["image"], out["mask"]
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The training order of epoch `epoch`: a permutation of range(n) derived from (seed, epoch)."""
-    return np.random.default_rng(seed_sequence(seed, epoch, STREAM_SHUFFLE)).permutation(n)

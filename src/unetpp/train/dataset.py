@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,10 @@ from unetpp.config import PreprocessConfig
 from unetpp.data.prepare import load_prepared
 from unetpp.data.preprocess import name_few, normalize
 from unetpp.errors import InputError, expected_found
-from unetpp.train.augment import augment_pair, build_augment, epoch_permutation
+from unetpp.train.augment import augment_pair, build_augment
+from unetpp.train.sampling import EpochBatchSampler
+
+__all__ = ["AugmentedDataset", "EpochBatchSampler", "load_split", "stack_split"]
 
 
 class PreparedData:
@@ -79,31 +82,3 @@ class AugmentedDataset(Dataset):
         if self.compose is not None:
             img, mask = augment_pair(self.compose, img, mask, self.seed, epoch, i)
         return to_tensors(img, mask, self.cfg)
-
-
-class EpochBatchSampler:
-    """Batches of (epoch, index) keys: a permutation derived from (seed, epoch), last short batch dropped.
-
-    Lives in the main process, so `set_epoch` works with persistent DataLoader workers.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool = True) -> None:
-        if batch_size < 1:
-            raise InputError(expected_found("batch size", "a positive integer", batch_size))
-        if drop_last and n < batch_size:
-            raise InputError(expected_found("training samples", f"at least one batch ({batch_size})", n,
-                                            "Lower --batch-size or use more training ids."))
-        self.n, self.batch_size, self.seed, self.drop_last = n, batch_size, int(seed), drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        perm = epoch_permutation(self.n, self.seed, self.epoch)
-        for b in range(len(self)):
-            chunk = perm[b * self.batch_size:(b + 1) * self.batch_size]
-            yield [(self.epoch, int(i)) for i in chunk]

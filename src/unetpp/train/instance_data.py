@@ -29,12 +29,12 @@ from unetpp.atomic import atomic_path
 from unetpp.config import PreprocessConfig
 from unetpp.data.prepare import sample_image_path
 from unetpp.data.preprocess import normalize, read_bgr
-from unetpp.errors import InputError, expected_found
+from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.eval.instance_io import load_gt_instances
 from unetpp.train.appearance_v2 import AppearanceV2, augment_crop_v2
-from unetpp.train.augment import seed_sequence
 from unetpp.train.instance_targets import BorderParams, instance_targets, median_nucleus_area
 from unetpp.train.modality_augment import ModalityParams, augment_crop
+from unetpp.train.sampling import seed_sequence
 
 STREAM_CROP = 11
 CACHE_VERSION = 1
@@ -135,8 +135,10 @@ def _load_cache(path: Path, meta: str, ids: Sequence[str]) -> InstanceData | Non
 
 def build_instance_data(stage1_train: str | Path, ids: Sequence[str], target_area: float = DEFAULT_TARGET_AREA,
                         border: BorderParams | None = None, cache: str | Path | None = None,
-                        progress: bool = True) -> InstanceData:
-    """All `ids` rescaled with their targets; read from / written to the .npz `cache` when given."""
+                        progress: bool = True, replace_stale: bool = True) -> InstanceData:
+    """All `ids` rescaled with their targets; read from / written to the .npz `cache` when given. With
+    `replace_stale` False, a file at `cache` that is not a cache of these ids and parameters is refused, not
+    replaced (a path the user named may hold something else)."""
     border = border or BorderParams()
     ids = list(ids)
     if not ids:
@@ -146,6 +148,9 @@ def build_instance_data(stage1_train: str | Path, ids: Sequence[str], target_are
         data = _load_cache(Path(cache), meta, ids)
         if data is not None:
             return data
+        if not replace_stale:
+            raise OutputError(expected_found(f"training data cache {cache}", "a cache of these ids and parameters",
+                                             "another file", "Name a new path, or remove that file yourself."))
     stage1_train = Path(stage1_train)
     rows = [load_sample(stage1_train, i, target_area, border)
             for i in tqdm(ids, desc="load instances", unit="img", disable=not progress)]
@@ -218,7 +223,9 @@ class InstanceCropDataset(Dataset):
     def __init__(self, data: InstanceData, seed: int, size: int = 96, jitter: tuple[float, float] = (0.8, 1.25),
                  modality: ModalityParams | AppearanceV2 | None = None, cfg: PreprocessConfig | None = None,
                  crops: np.ndarray | None = None) -> None:
-        self.data, self.seed, self.size, self.jitter = data, int(seed), int(size), tuple(jitter)
+        # Crops read images and targets only: without the labels the dataset is lighter to hand to worker processes.
+        self.data = InstanceData(data.ids, data.images, [], data.targets, data.scales, data.median_areas)
+        self.seed, self.size, self.jitter = int(seed), int(size), tuple(jitter)
         self.modality, self.cfg = modality, cfg or PreprocessConfig()
         counts = np.ones(len(data), np.int64) if crops is None else np.asarray(crops, np.int64)
         self.owners = np.repeat(np.arange(len(data)), counts)

@@ -25,7 +25,7 @@ from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.model.checkpoint import save_checkpoint, shipped_checkpoint
 from unetpp.predict.seeds import SeedParams
 from unetpp.train.appearance_v2 import AppearanceV2
-from unetpp.train.dataset import EpochBatchSampler
+from unetpp.train.device import resolve_device
 from unetpp.train.ema import WeightEMA
 from unetpp.train.instance_data import (
     S_MAX,
@@ -39,9 +39,9 @@ from unetpp.train.instance_data import (
 from unetpp.train.instance_eval import evaluate_heldout
 from unetpp.train.instance_model import ChannelBCEDice, InstanceTrainConfig, init_instance_model
 from unetpp.train.instance_targets import OUTPUTS, BorderParams
-from unetpp.train.loop import resolve_device
 from unetpp.train.modality_augment import ModalityParams
 from unetpp.train.prefetch import prefetch
+from unetpp.train.sampling import EpochBatchSampler
 from unetpp.train.state import resume_run, save_state
 from unetpp.train.validate import recalibrate_bn
 
@@ -106,6 +106,8 @@ class TrainSpeed:
     channels_last: bool = False
     prefetch: int = 0  # batches cut and augmented ahead in a background thread (0: in the training thread)
     compile: bool = False  # torch.compile the training forward (costs a minute or so per start)
+    workers: int = 0  # crop worker processes (spawned, persistent); for a machine with many cores beside a GPU
+    bf16: bool = False  # CUDA only: forward and loss under bf16 autocast (weights, optimiser and EMA stay fp32)
 
 
 def _train_epoch(model: torch.nn.Module, loader: DataLoader, criterion: ChannelBCEDice,
@@ -118,10 +120,11 @@ def _train_epoch(model: torch.nn.Module, loader: DataLoader, criterion: ChannelB
     seen = 0
     batches = prefetch(loader, speed.prefetch)
     for x, y in tqdm(batches, desc=desc, unit="batch", total=len(loader), disable=not progress, leave=False):
-        x, y = x.to(dev), y.to(dev)
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         if speed.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        fg, border = criterion.parts(forward(x), y)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=speed.bf16 and dev.type == "cuda"):
+            fg, border = criterion.parts(forward(x), y)
         loss = fg + criterion.border_weight * border
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -132,6 +135,25 @@ def _train_epoch(model: torch.nn.Module, loader: DataLoader, criterion: ChannelB
         sums += torch.tensor([loss.item(), fg.item(), border.item()], dtype=torch.float64) * n
         seen += n
     return (sums / max(seen, 1)).tolist()
+
+
+def _quiet_worker(_: int) -> None:
+    """Each crop worker computes on one thread: many workers, not many threads per worker."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def crop_loader(dataset: InstanceCropDataset, sampler: EpochBatchSampler, workers: int, pin: bool) -> DataLoader:
+    """Batches in the training process (workers 0) or from `workers` spawned, persistent processes. Spawned, not
+    forked: a fork of a process that has run OpenCV/OpenMP code can hang (see unetpp.train.prefetch). The keys,
+    and so the crops, are the same either way."""
+    if workers <= 0:
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=0, pin_memory=pin)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin,
+                      multiprocessing_context="spawn", persistent_workers=True, prefetch_factor=4,
+                      worker_init_fn=_quiet_worker)
 
 
 def make_scheduler(cfg: InstanceTrainConfig, optimizer: torch.optim.Optimizer) -> Any:
@@ -166,6 +188,7 @@ def train_instance(
     resume: bool = False, time_limit_s: float | None = None, progress: bool = True, command: str | None = None,
     seed_params: SeedParams | None = None, modality: ModalityParams | None = None, verbose: bool = True,
     bn_recalibrate: int = 0, speed: TrainSpeed | None = None, keep_epochs: bool = False,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Train; writes out/log.csv, out/best.pt (best held-out mAP), out/latest.pt (each epoch) and out/last.pt.
 
@@ -175,11 +198,15 @@ def train_instance(
     reads its running statistics, so this changes the evaluation and the selection, not the weights' trajectory:
     it is not part of the run's identity and may differ on --resume. With `cfg.ema` the weight average is what is
     evaluated, selected and saved (best.pt, latest.pt, and out/epochs/epoch_NNN.pt with `keep_epochs`).
+    `cache` is where the rescaled data are kept (default out/instances_cache.npz); runs of the same ids, target
+    area and border parameters can share one (it is checked against them when read).
     """
     t_start = time.monotonic()
     command = command if command is not None else " ".join(sys.argv)
     dev = resolve_device(device)
     speed = speed or TrainSpeed()
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels once
     border, seeds = BorderParams.from_dict(cfg.border), seed_params or SELECTION_SEEDS
     appearance = appearance_params(cfg, modality)
     out = ensure_dir(out)
@@ -189,8 +216,8 @@ def train_instance(
                                          "Pass --resume to continue it, or choose another --out."))
     fit_ids, held_ids = fit_and_selection(cfg, train_ids)
     pre = PreprocessConfig(size=cfg.crop)
-    data = build_instance_data(stage1_train, fit_ids + held_ids, cfg.target_area, border, cache=out / CACHE_NAME,
-                               progress=progress)
+    data = build_instance_data(stage1_train, fit_ids + held_ids, cfg.target_area, border,
+                               cache=cache or out / CACHE_NAME, progress=progress, replace_stale=cache is None)
     fit = data.subset(range(len(fit_ids)))
     views = heldout_views(data.subset(range(len(fit_ids), len(data))), cfg.view_size, pre)
 
@@ -220,7 +247,7 @@ def train_instance(
         plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
         recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(bn_recalibrate)])
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+    loader = crop_loader(dataset, sampler, speed.workers, pin=dev.type == "cuda")
     stopped_early = False
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.monotonic()

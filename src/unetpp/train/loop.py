@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,37 +17,17 @@ from tqdm import tqdm
 
 from unetpp.atomic import ensure_dir, write_text_atomic
 from unetpp.config import ModelConfig, PreprocessConfig, TrainConfig
-from unetpp.errors import OutputError, RuntimeUnavailable, expected_found
+from unetpp.errors import OutputError, expected_found
 from unetpp.model.checkpoint import save_checkpoint
 from unetpp.model.network import build_model
 from unetpp.train.dataset import AugmentedDataset, EpochBatchSampler, load_split, stack_split
+from unetpp.train.device import resolve_device, set_cuda_determinism
 from unetpp.train.losses import get_loss, supervised_loss
 from unetpp.train.state import resume_run, save_state
 from unetpp.train.validate import evaluate, recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_iou_upstream", "val_loss", "val_iou_guide", "val_iou_upstream",
                "bn_recalibrated", "epoch_time_s")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeUnavailable(expected_found("device cuda", "a CUDA-capable PyTorch and GPU",
-                                                f"torch {torch.__version__} without CUDA", "Use --device cpu."))
-    if dev.type not in ("cpu", "cuda"):
-        raise RuntimeUnavailable(expected_found("device", "cpu or cuda", repr(str(device))))
-    return dev
-
-
-def set_cuda_determinism(deterministic: bool) -> None:
-    """Fast (cudnn.benchmark) or reproducible (deterministic kernels, fixed cuBLAS workspace) CUDA training."""
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch.backends.cudnn.benchmark = True
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
