@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from unetpp.cli.cmd_infer import add_backend_option, add_engine_args
 from unetpp.cli.options import add_batch_size, add_device, add_output, add_overwrite, add_threads
+from unetpp.cli.runtime_options import add_backend_option, add_engine_args, make_executor, runtime_flags
 from unetpp.runtimes import known_runtimes
 
 
@@ -63,7 +63,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unetpp.cli.cmd_infer import make_executor, runtime_flags
     from unetpp.data.paths import read_ids
     from unetpp.predict.folder import format_summary, predict_paths
     from unetpp.predict.image import PredictOptions
