@@ -21,12 +21,14 @@ from unetpp.model.sources import (  # noqa: F401 - re-exported: the names caller
 )
 
 
-def onnx_for_checkpoint(checkpoint: Path) -> Path:
-    """The checkpoint's ONNX export (guide settings), cached by the checkpoint's SHA-256 (as `unetpp run` checks)."""
+def onnx_for_checkpoint(checkpoint: Path, depth: int | None = None) -> Path:
+    """The checkpoint's ONNX export (guide settings), cached by the checkpoint's SHA-256 and the depth asked for
+    (None: the model's own default depth; a pruned graph for 1..3), as `unetpp run` checks."""
     from unetpp.atomic import file_sha256
 
     sha = file_sha256(checkpoint)
-    out = cache_dir() / "onnx" / f"{checkpoint.stem}-{sha[:16]}.onnx"
+    tag = "" if depth is None else f"-d{int(depth)}"
+    out = cache_dir() / "onnx" / f"{checkpoint.stem}-{sha[:16]}{tag}.onnx"
     report = Path(str(out) + ".parity.json")  # model.export.parity_path, without importing torch
     if out.is_file() and report.is_file():
         try:
@@ -37,5 +39,5 @@ def onnx_for_checkpoint(checkpoint: Path) -> Path:
             pass
     from unetpp.model.export import export_onnx  # torch: only when the cache misses
 
-    export_onnx(checkpoint, out)
+    export_onnx(checkpoint, out, depth=depth)
     return out
