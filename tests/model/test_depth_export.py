@@ -119,3 +119,16 @@ def test_a_model_without_deep_supervision_refuses_a_lower_depth(random_checkpoin
     assert rc == 2
     assert len(err.splitlines()) == 1 and "deep supervision" in err and "--depth 2" in err, err
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "out" / "img_labels.png").exists()
+
+
+def test_the_default_depth_comes_from_the_model(tmp_path: Path) -> None:
+    import onnx
+
+    from unetpp.model.export import export_onnx
+
+    torch.manual_seed(5)
+    model = build_model(ModelConfig(num_classes=1, deep_supervision=True)).eval()
+    ckpt = save_checkpoint(tmp_path / "ds_d2.pt", model, meta={"default_depth": 2})
+    report = export_onnx(ckpt, tmp_path / "m.onnx")  # no depth asked: the checkpoint's own default_depth
+    assert report["depth"] == 2
+    assert sum(n.op_type == "Conv" for n in onnx.load(str(tmp_path / "m.onnx")).graph.node) == 2 * node_count(2) + 1
