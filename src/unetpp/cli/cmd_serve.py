@@ -71,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "local" and (args.address or args.replicas != 1):
         raise InputError(expected_found("--address/--replicas", "--engine ray", "--engine local"))
     check_port_free(args.host, args.port)
-    from unetpp.model.resolve import model_source
-    from unetpp.runtimes import resolve_model
+    from unetpp.compile.fast import choose_runtime
 
-    # an unknown or missing model, or a --depth it cannot run at: refused here, not later
-    resolve_model(model_source(args.model), None if args.precision == "int8" else args.backend, depth=args.depth)
+    # an unknown or missing model, or a --depth it cannot run at: refused here, not later; a first-time int8 build
+    # and its check run here, once, before the port opens (Ray replicas then find it in the model cache)
+    choice = choose_runtime(args.model, args.backend, args.precision, args.depth, threads=args.threads)
+    print(f"unetpp serve: runtime {choice.line()}", flush=True)
     if args.save:
         claim_save_folder(args.save)
     settings = ServeSettings(
