@@ -54,8 +54,10 @@ def one(name: str, extra: list[str], a: argparse.Namespace, env: dict[str, str])
 
 def table(doc: dict) -> str:
     m, b = doc["machine"], doc["build"]
+    load = doc.get("load_average") or {"start": ["?"], "end": ["?"]}
     lines = ["# Default runtime: today (ONNX Runtime fp32) vs the new default, 134 val ids, full resolution", "",
-             f"{m.get('cpu')} ({m.get('usable_cores')} cores, shared machine), {doc['date']}, "
+             f"{m.get('cpu')} ({m.get('usable_cores')} cores, shared machine: 1-min load average "
+             f"{load['start'][0]} at the start, {load['end'][0]} at the end), {doc['date']}, "
              f"`{doc['command']}`. `unetpp predict` (shipped instance model, tile mode, `nuclei@150`) then "
              "`unetpp evaluate --instances`; images/s = predict_summary.json's end-to-end rate.", "",
              "| default | runtime | mAP | AP@0.5 | pixel IoU | nuclei / true | images/s |",
@@ -91,6 +93,7 @@ def main() -> None:
     cache = a.cache or a.out / f"cache-{time.strftime('%Y%m%d-%H%M%S')}"
     env = {**os.environ, "UNETPP_CACHE": str(cache)}
     env.pop("UNETPP_DEFAULT_RUNTIME", None)
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     code = ("import json; from unetpp.compile.fast import choose_runtime; "
             f"c = choose_runtime('instance', threads={a.threads}); print(json.dumps(c.describe()))")
@@ -110,7 +113,9 @@ def main() -> None:
               flush=True)
     doc = {"results": results, "build": build, "machine": describe_machine(),
            "command": "python bench/default_runtime.py " + " ".join(sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%d %H:%M")}
+           "date": time.strftime("%Y-%m-%d %H:%M"),
+           "load_average": {"start": [round(x, 2) for x in load_before],
+                            "end": [round(x, 2) for x in os.getloadavg()]}}
     write_json_atomic(RESULTS / "default_runtime.json", doc)
     write_text_atomic(RESULTS / "default_runtime.md", table(doc))
 
