@@ -132,3 +132,20 @@ def test_the_default_depth_comes_from_the_model(tmp_path: Path) -> None:
     report = export_onnx(ckpt, tmp_path / "m.onnx")  # no depth asked: the checkpoint's own default_depth
     assert report["depth"] == 2
     assert sum(n.op_type == "Conv" for n in onnx.load(str(tmp_path / "m.onnx")).graph.node) == 2 * node_count(2) + 1
+
+
+def test_load_and_compile_take_a_depth(ds_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+
+    import unetpp
+    from unetpp.compile import compile_model
+
+    monkeypatch.setenv("UNETPP_CACHE", str(tmp_path / "cache"))
+    with unetpp.load(ds_checkpoint, depth=1, precision="fp32") as model:
+        assert model.runtime.metadata["depth"] == 1 and model.info["runtime"]["depth"] == 1
+        labels, _ = model.predict(np.full((64, 64), 30, np.uint8))
+        assert labels.shape == (64, 64)
+    report = compile_model(ds_checkpoint, "onnxruntime", tmp_path / "d1.onnx", depth=1)
+    assert report["depth"] == 1
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "d1.onnx")).graph.node]
+    assert sum("Conv" in op for op in ops) == 2 * node_count(1) + 1  # Conv or ORT's FusedConv
