@@ -140,3 +140,16 @@ def test_load_and_serve_say_what_runs(random_checkpoint: Path, env) -> None:
         service.stop()
     page = (Path(unetpp.__file__).parent / "serve" / "static" / "app.js").read_text()
     assert "m.runtime_line" in page  # the page's footer shows it
+
+
+def test_a_failed_build_runs_fp32_unless_int8_was_asked_for(random_checkpoint: Path, env) -> None:
+    def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("quantiser exploded\nsecond line")
+
+    env.setattr(fast, "int8_build", broken)
+    said: list[str] = []
+    choice = fast.choose_runtime(random_checkpoint, say=said.append, openvino=True)
+    assert (choice.backend, choice.precision) == ("onnxruntime", "fp32")
+    assert said == ["the int8 openvino model of random.pt could not be built (quantiser exploded): running fp32"]
+    with pytest.raises(RuntimeError, match="quantiser exploded"):
+        fast.choose_runtime(random_checkpoint, precision="int8", say=said.append, openvino=True)

@@ -156,7 +156,14 @@ def choose_runtime(model: str | Path | None = "instance", backend: str | None = 
     if backend is None and not ov:
         say("OpenVINO is not installed: the default runtime is ONNX Runtime (int8 where it passes its accuracy "
             "check, else fp32); pip install 'unetpp[openvino]' for the fastest one")
-    path, check = int8_build(source, target, depth, say=say, max_map_drop=max_map_drop, threads=threads)
+    try:
+        path, check = int8_build(source, target, depth, say=say, max_map_drop=max_map_drop, threads=threads)
+    except Exception as exc:  # noqa: BLE001 - the default must still run: a failed build falls back to fp32
+        if precision == "int8":
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        say(f"the int8 {target} model of {source.name} could not be built ({first}): running fp32")
+        return plain("the int8 build failed", REFERENCE)
     if precision == "int8":
         if not check["passed"]:
             say(f"the int8 {target} model of {source.name} did NOT pass its accuracy check (mAP {check['map_int8']:.4f}"
