@@ -77,6 +77,11 @@ def table(doc: dict) -> str:
               f"{c.get('n_images')} train images: mAP fp32 {c.get('map_fp32', 0):.4f}, int8 {c.get('map_int8', 0):.4f} "
               f"(drop {c.get('map_drop', 0):+.4f}, allowed {c.get('max_map_drop')}): "
               f"{'passed' if c.get('passed') else 'FAILED'}."]
+    f = doc.get("fallback_check")
+    if f:  # recorded by hand from a separate command (no predict rows)
+        lines += ["", f"Without OpenVINO (`{f['command']}`): int8 {f['backend']}, check mAP fp32 {f['map_fp32']:.4f}, "
+                  f"int8 {f['map_int8']:.4f} (drop {f['map_drop']:+.4f}): {'passed' if f['passed'] else 'FAILED'}; "
+                  f"build and check {f['build_seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
 
 
