@@ -118,6 +118,17 @@ def test_predict_summary_and_output_say_what_ran(random_checkpoint: Path, env, t
         {"runtime": "openvino", "precision": "int8", "verified": True}
     assert ran["selection"]["check"]["n_images"] == len(fast.guard_set())
     assert "runtime: openvino int8 (verified: mAP" in out
+    # the check made again later (another date, other figures, still passed): a rerun still resumes the folder
+    record = Path(ran["model"]).with_name("openvino-int8.check.json")
+    doc = json.loads(record.read_text())
+    record.write_text(json.dumps({**doc, "date": "2030-01-01 00:00:00", "map_int8": doc["map_int8"] - 0.001,
+                                  "map_drop": doc["map_drop"] + 0.001}))
+    rc = main(["predict", str(img), "-o", str(tmp_path / "out"), "--model", str(random_checkpoint), "--no-progress"])
+    capsys.readouterr()
+    assert rc == 0
+    again = json.loads((tmp_path / "out" / "predict_summary.json").read_text())
+    assert again["n_skipped"] == 1 and again["settings"]["runtime"]["selection"]["check"]["date"].startswith("2030")
+    record.write_text(json.dumps(doc))
 
 
 @needs_openvino
