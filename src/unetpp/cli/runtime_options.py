@@ -29,7 +29,8 @@ def add_engine_args(p: argparse.ArgumentParser, what: str) -> None:
 def add_backend_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a runtime option beyond the common flags, repeatable (e.g. openvino: hint=throughput, "
-                   "requests=4, streams=2; onnxruntime: graph_optimization=basic); the runtime checks the names (default: none)")
+                   "requests=4, streams=2; onnxruntime: graph_optimization=basic); the runtime checks the names "
+                   "(default: none)")
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
