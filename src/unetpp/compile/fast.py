@@ -150,7 +150,8 @@ def choose_runtime(model: str | Path | None = "instance", backend: str | None = 
             return plain("--device cuda: fp32", REFERENCE)
         if os.environ.get(ENV_DEFAULT, "").strip().lower() == "fp32":
             return plain(f"{ENV_DEFAULT}=fp32", REFERENCE)
-    resolve_model(source, REFERENCE, depth=depth)  # the fp32 reference (cached): refuses a bad --depth up front
+    if depth is not None:  # the pruned fp32 reference (cached): a depth the model cannot run at is refused first
+        resolve_model(source, REFERENCE, depth=depth)
     ov = openvino_available() if openvino is None else openvino
     target = backend or ("openvino" if ov else "onnxruntime")
     if backend is None and not ov:
