@@ -127,7 +127,7 @@ def main() -> None:
                 if not args.only_openvino:
                     rec["ort_compute_only"] = compute_only(model, bins, "onnxruntime", [1, 4, 8, 16], {})
                     rec["ort_infer_bs16"] = infer_cell(model, bins, "onnxruntime", 16, [], tmp)
-                    rec["ort_predict_tile"] = predict_cell(args.data, tmp, [])
+                    rec["ort_predict_tile"] = predict_cell(args.data, tmp, ["--precision", "fp32"])
                 real = sorted(bins.glob("*.bin"))[0]
                 rec["ov_benchmark_app_real_input"] = benchmark_app(model, "f32", data=real)
                 rec["ov_infer_bs1_throughput_hint"] = infer_cell(model, bins, "openvino", 1, ["hint=throughput"], tmp)

@@ -7,7 +7,7 @@ set -euo pipefail
 DATA=${1:-data/dsb2018}
 U=.venv/bin/unetpp
 for mode in resize tile; do
-  $U predict "$DATA/stage1_train" --ids "$DATA/val_ids.txt" -o runs/fullres/$mode --mode $mode --threads 2 --no-progress
+  $U predict "$DATA/stage1_train" --ids "$DATA/val_ids.txt" -o runs/fullres/$mode --mode $mode --threads 2 --no-progress --precision fp32
   $U evaluate --instances runs/fullres/$mode --gt "$DATA/stage1_train" --ids "$DATA/val_ids.txt" --overlays \
     -o runs/fullres/$mode/eval
 done

@@ -29,7 +29,8 @@ MODALITIES = ("fluorescence", "brightfield", "stained")
 
 
 def variant_args(name: str, a: argparse.Namespace) -> list[str]:
-    table = {"guide": ["--model", "guide", "--mode", "tile"], "instance": [], "instance_tta": ["--tta"],
+    fp32 = ["--precision", "fp32"]  # the rows as recorded: ONNX Runtime fp32 (no longer predict's default)
+    table = {"guide": ["--model", "guide", "--mode", "tile", *fp32], "instance": fp32, "instance_tta": [*fp32, "--tta"],
              "instance_torch": ["--backend", "torch"],
              "instance_openvino": ["--model", str(a.ir_fp32), "--backend", "openvino"],
              "instance_int8": ["--model", str(a.ir_int8), "--backend", "openvino"],

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def predict(src: Path, data: Path, out: Path, mode: str, cache: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(src), "UNETPP_CACHE": str(cache)}
+    # ONNX Runtime fp32 on both trees (an older tree ignores the variable; predict's default is now int8 OpenVINO)
+    env = {**os.environ, "PYTHONPATH": str(src), "UNETPP_CACHE": str(cache), "UNETPP_DEFAULT_RUNTIME": "fp32"}
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "unetpp", "predict", str(data / "stage1_train"), "--ids",
                     str(data / "val_ids.txt"), "-o", str(out), "--mode", mode, "--no-progress"], check=True, env=env,

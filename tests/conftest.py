@@ -9,6 +9,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The suite tests each path on ONNX Runtime fp32 (as written) unless a test asks for the default runtime (the fastest
+# verified one, built once per model: tests/compile/test_fast.py clears this); subprocesses inherit it.
+os.environ.setdefault("UNETPP_DEFAULT_RUNTIME", "fp32")
+
 
 def _dsb_root() -> Path | None:
     for cand in (os.environ.get("UNETPP_DATA"), REPO / "data" / "dsb2018", REPO.parent / "shared" / "data" / "dsb2018"):

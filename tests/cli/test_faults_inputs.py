@@ -186,9 +186,9 @@ def test_an_unwritable_cache_falls_back_to_a_temporary_one(cli, images: Path, ra
         monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    from unetpp.model import resolve
+    from unetpp.model import sources
 
-    monkeypatch.setattr(resolve, "_NOTED", set())
+    monkeypatch.setattr(sources, "_NOTED", set())
     r = cli("predict", images / "one.png", "-o", tmp_path / "o", "--model", random_checkpoint, "--mode", "resize",
             "--no-progress")
     home.chmod(0o700)

@@ -11,7 +11,8 @@ import pytest
 
 from unetpp.cli.main import main
 from unetpp.errors import InputError
-from unetpp.predict.image import PredictOptions, predict_image, predict_one, tile_probs
+from unetpp.predict.image import PredictOptions, tile_probs
+from unetpp.predict.single import predict_image, predict_one
 from unetpp.predict.tiling import blend_tiles
 from unetpp.runtimes import resolve_model
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from toy_runtime import ToyRuntime, write_toy_model
-from unetpp.predict.image import PredictOptions, predict_image
+from unetpp.predict.image import PredictOptions
+from unetpp.predict.single import predict_image
 from unetpp.runtimes import get_runtime, register, unregister
 
 

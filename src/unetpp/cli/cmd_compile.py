@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unetpp.cli.options import add_output, add_static_batch, count
+from unetpp.cli.runtime_options import add_depth
 from unetpp.compile import compile_model, report_path
 
 
@@ -32,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ort-level", default="extended", choices=["basic", "extended", "all"],
                    help="onnxruntime graph optimisation saved in the file (default extended: portable; 'all' adds "
                    "layout transforms tied to this CPU)")
+    add_depth(p)
     return p
 
 
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable(out)
         r = compile_model(source, args.backend, out, batch=args.batch, int8=args.int8, calib=args.calib,
                           calib_count=args.calib_count, val=args.val, masks=args.masks,
-                          max_iou_drop=args.max_iou_drop, force=args.force, ort_level=args.ort_level)
+                          max_iou_drop=args.max_iou_drop, force=args.force, ort_level=args.ort_level,
+                          depth=args.depth)
     batch = "dynamic batch" if r["batch"] is None else f"batch {r['batch']}"
     print(f"wrote {r['artefact']} ({args.backend}, {'int8' if r['int8'] else 'fp32'}, {batch})")
     acc = r.get("accuracy")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unetpp.cli.options import add_output, add_static_batch, count
+from unetpp.cli.runtime_options import add_depth
 from unetpp.config import DEFAULT_OPSET, MIN_OPSET, UP_MODES
 from unetpp.model.export import export_onnx, format_report
 
@@ -32,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_static_batch(p)
     p.add_argument("--up-mode", choices=UP_MODES, default=None,
                    help="override the upsampling (upstream .pth files do not record it; default nearest)")
+    add_depth(p)
     return p
 
 
@@ -43,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from unetpp.model.resolve import model_source
 
     check_opset(args.opset)
+    if args.format == "bioimageio" and args.depth is not None:
+        raise InputError(expected_found("--depth with --format bioimageio", "no value (a package holds the full "
+                                        "network)", args.depth))
     if args.format == "bioimageio" and args.batch is not None:
         raise InputError(expected_found("--static-batch with --format bioimageio", "no value (a package keeps "
                                         "the batch axis dynamic)", args.batch))
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
                                        up_mode=args.up_mode)
             print(format_zoo_report(report))
             return 0
-        report = export_onnx(source, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode)
+        report = export_onnx(source, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode,
+                             depth=args.depth)
     print(format_report(report))
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from unetpp.cli.options import (
     add_batch_size,
@@ -16,8 +15,7 @@ from unetpp.cli.options import (
     add_warmup,
     count,
 )
-from unetpp.core.executors import ENGINES
-from unetpp.errors import InputError, expected_found
+from unetpp.cli.runtime_options import add_backend_option, add_engine_args, make_executor, runtime_flags
 from unetpp.infer.run import PURE_DATA_TYPES, format_summary, run_inference
 from unetpp.infer.work import OUTFMTS
 from unetpp.runtimes import known_runtimes
@@ -54,61 +52,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(p, "same batches and outputs")
     return p
-
-
-def add_engine_args(p: argparse.ArgumentParser, what: str) -> None:
-    """--engine, --address, --num-workers, --num-gpus: shared by the commands that can run on Ray."""
-    g = p.add_argument_group("scale-out (--engine ray; install with pip install 'unetpp[ray]')")
-    g.add_argument("--engine", choices=ENGINES, default="local",
-                   help=f"local: this process (default); ray: a pool of Ray workers, {what}")
-    g.add_argument("--address", default=None,
-                   help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: start a local Ray)")
-    g.add_argument("--num-workers", type=count(1), default=None,
-                   help="Ray workers (default: the cluster's CPUs // --threads)")
-    g.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray worker (default 0)")
-
-
-def add_backend_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a runtime option beyond the common flags, repeatable (e.g. openvino: hint=throughput, "
-                   "requests=4, streams=2; onnxruntime: graph_optimization=basic); the runtime checks the names")
-
-
-def parse_backend_options(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(expected_found("--backend-option", "KEY=VALUE", repr(item)))
-        out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
-    return out
-
-
-def make_executor(args: argparse.Namespace, chunk_size: int | None = None) -> Any:
-    """LocalExecutor, or a RayExecutor from the shared flags (--threads: per worker, default 1); with --engine
-    local the Ray-only flags are an error."""
-    from unetpp.core.executors import LocalExecutor, RayExecutor
-
-    if args.engine == "local":
-        for flag, value in (("--address", args.address), ("--num-workers", args.num_workers),
-                            ("--num-gpus", args.num_gpus or None)):
-            if value is not None:
-                raise InputError(expected_found(flag, "--engine ray", "--engine local"))
-        return LocalExecutor()
-    from unetpp.core.ray import RayOptions
-
-    opts = RayOptions(address=args.address, num_workers=args.num_workers, threads=args.threads or 1,
-                      num_gpus=args.num_gpus, progress=not args.no_progress)
-    return RayExecutor(opts, chunk_size=chunk_size)
-
-
-def runtime_flags(args: argparse.Namespace, backend: str) -> dict[str, Any]:
-    """--threads/--device/--dtype mapped onto the backend's own options (the runtime class says how)."""
-    from unetpp.runtimes import runtime_class
-
-    threads = args.threads or (1 if args.engine == "ray" else None)
-    flags = runtime_class(backend).map_flags(threads, getattr(args, "device", None), getattr(args, "dtype", None))
-    return {**flags, **parse_backend_options(getattr(args, "backend_option", []))}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,8 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from unetpp.cli.cmd_infer import add_backend_option, add_engine_args
 from unetpp.cli.options import add_batch_size, add_device, add_output, add_overwrite, add_threads
+from unetpp.cli.runtime_options import (
+    add_backend_option,
+    add_depth,
+    add_engine_args,
+    add_precision,
+    make_executor,
+    runtime_flags,
+)
 from unetpp.runtimes import known_runtimes
 
 
@@ -35,7 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "0.5 (default: auto)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--backend", choices=known_runtimes(), default=None,
-                   help="the runtime (default: onnxruntime; a checkpoint is exported to ONNX once, to ~/.cache/unetpp)")
+                   help="the runtime (default: the fastest verified one for a checkpoint, see --precision; a "
+                   "checkpoint is exported or built once, into the model cache ~/.cache/unetpp)")
+    add_precision(p)
+    add_depth(p)
     add_backend_option(p)
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average each tile's 8 flips/rotations before the split (8x the "
@@ -63,22 +73,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unetpp.cli.cmd_infer import make_executor, runtime_flags
+    from unetpp.compile.fast import choose_runtime, open_choice
     from unetpp.data.paths import read_ids
     from unetpp.predict.folder import format_summary, predict_paths
     from unetpp.predict.image import PredictOptions
-    from unetpp.runtimes import get_runtime, resolve_model
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch_size,
                              threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
                              save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays, tta=args.tta)
     ids = read_ids(args.ids) if args.ids else None
-    backend, model = resolve_model(args.model, args.backend)
     executor = make_executor(args, chunk_size=1)
-    runtime = get_runtime(backend, model, **runtime_flags(args, backend))
+    choice = choose_runtime(args.model, args.backend, args.precision, args.depth, device=args.device,
+                            threads=args.threads)
+    runtime = open_choice(choice, **runtime_flags(args, choice.backend))
     summary = predict_paths(args.inputs, args.output, runtime, options, ids=ids, progress=not args.no_progress,
                             executor=executor, overwrite=args.overwrite, resume=args.resume)
     for note in summary.get("notes", []):
         print(f"unetpp predict: {note}", file=sys.stderr)
     print(format_summary(summary))
+    print(f"runtime: {choice.line()}")
     return 1 if summary["n_failed"] else 0

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from unetpp.cli.options import count
+from unetpp.cli.runtime_options import add_depth, add_precision
 from unetpp.runtimes import known_runtimes
 
 if TYPE_CHECKING:
@@ -23,7 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", default="instance",
                    help="a shipped model by name (instance, guide), a .pt/.pth checkpoint, .onnx, .xml or a "
                         "bioimage.io package (default: instance)")
-    p.add_argument("--backend", choices=known_runtimes(), default=None, help="default: onnxruntime")
+    p.add_argument("--backend", choices=known_runtimes(), default=None,
+                   help="default: the fastest verified runtime for a checkpoint (see --precision)")
+    add_precision(p)
+    add_depth(p)
     p.add_argument("--threads", type=count(1), default=None, help="runtime intra-op threads (default: all cores)")
     p.add_argument("--token", default=None,
                    help="require `Authorization: Bearer TOKEN` on every endpoint but /v1/health "
@@ -67,14 +71,17 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "local" and (args.address or args.replicas != 1):
         raise InputError(expected_found("--address/--replicas", "--engine ray", "--engine local"))
     check_port_free(args.host, args.port)
-    from unetpp.model.resolve import model_source
-    from unetpp.runtimes import resolve_model
+    from unetpp.compile.fast import choose_runtime
 
-    resolve_model(model_source(args.model), args.backend)  # an unknown or missing model: refused here, not later
+    # an unknown or missing model, or a --depth it cannot run at: refused here, not later; a first-time int8 build
+    # and its check run here, once, before the port opens (Ray replicas then find it in the model cache)
+    choice = choose_runtime(args.model, args.backend, args.precision, args.depth, threads=args.threads)
+    print(f"unetpp serve: runtime {choice.line()}", flush=True)
     if args.save:
         claim_save_folder(args.save)
     settings = ServeSettings(
         host=args.host, port=args.port, model=args.model, backend=args.backend, threads=args.threads,
+        precision=args.precision, depth=args.depth,
         token=args.token or os.environ.get("UNETPP_TOKEN") or None,
         limits=Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels),
         timeout_s=args.timeout_s, max_queue=args.max_queue, batch_size=args.batch_size,

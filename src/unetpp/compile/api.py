@@ -59,37 +59,46 @@ def _check_args(model: Path, backend: str, out: Path, batch: int | None, int8: b
         raise InputError(expected_found("--val and --masks", "both or neither", f"--val {val}, --masks {masks}"))
 
 
-def _source_model(model: Path, work: Path, opset: int) -> Path:
-    """An ONNX (or IR) file to start from; a checkpoint is exported first (dynamic batch)."""
+def _source_model(model: Path, work: Path, opset: int, depth: int | None = None) -> Path:
+    """An ONNX (or IR) file to start from; a checkpoint is exported first (dynamic batch; pruned to `depth`)."""
     if model.suffix.lower() not in CHECKPOINT_SUFFIXES:
+        if depth is not None:
+            raise InputError(expected_found("--depth", "a checkpoint (.pt/.pth) to prune", f"{model.name}, whose "
+                                            "graph is fixed"))
         return model
     from unetpp.model.export import export_onnx
 
     dst = work / "source.onnx"
-    export_onnx(model, dst, opset=opset)
+    export_onnx(model, dst, opset=opset, depth=depth)
     return dst
 
 
 def compile_model(model: str | Path, backend: str, out: str | Path, batch: int | None = None, int8: bool = False,
                   calib: str | Path | None = None, calib_count: int = 100, val: str | Path | None = None,
                   masks: str | Path | None = None, max_iou_drop: float = 0.005, force: bool = False,
-                  ort_level: str = "extended") -> dict[str, Any]:
+                  ort_level: str = "extended", depth: int | None = None,
+                  samples: list[Any] | None = None) -> dict[str, Any]:
     """Build the artefact for `backend` from an ONNX file (or IR, or checkpoint) and return its report.
 
     onnxruntime -> an optimised .onnx (int8: a QDQ .onnx); openvino -> IR .xml/.bin (int8: NNCF).
     With val/masks the guide IoU of source vs artefact is measured and a drop above max_iou_drop is refused
     (nothing written) unless force. Outputs appear only complete (built in a temporary folder, then renamed).
+    `depth` prunes a checkpoint to X0,depth before building; `samples` (float32 inputs in memory) calibrate int8
+    in place of `calib`.
     """
     model, out = model_source(model), Path(out)  # a shipped model's name (guide, instance) or a path
     calib_p, val_p, masks_p = (Path(p) if p is not None else None for p in (calib, val, masks))
-    _check_args(model, backend, out, batch, int8, calib_p, val_p, masks_p)
+    _check_args(model, backend, out, batch, int8 and samples is None, calib_p, val_p, masks_p)
     ensure_dir(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{out.stem}.compile-", dir=out.parent))
     try:
-        samples, calib_files = ([], [])
-        if int8:
+        calib_files: list[str] = []
+        if int8 and samples is not None:
+            calib_files = [f"{len(samples)} inputs given in memory"]
+        elif int8:
             samples, calib_files = calibration_samples(calib_p, calib_count, val_p)
-        source = _source_model(model, work, onnx_passes.QDQ_MIN_OPSET if int8 else 11)
+        samples = samples or []
+        source = _source_model(model, work, onnx_passes.QDQ_MIN_OPSET if int8 else 11, depth)
         staged = work / out.name
         if backend == "onnxruntime":
             details = _build_ort(source, staged, work, batch, int8, samples, ort_level)
@@ -100,7 +109,8 @@ def compile_model(model: str | Path, backend: str, out: str | Path, batch: int |
         report: dict[str, Any] = {
             "artefact": str(out), "backend": backend, "int8": int8, "batch": batch,
             "dynamic_batch": batch is None, "source": str(model), "source_sha256": file_sha256(model),
-            **details, "calibration": {"folder": str(calib_p), "files": calib_files} if int8 else None,
+            "depth": depth, **details,
+            "calibration": {"folder": str(calib_p) if calib_p else None, "files": calib_files} if int8 else None,
             "versions": _versions(), "date": datetime.now().isoformat(timespec="seconds"),
         }
         if val_p is not None:

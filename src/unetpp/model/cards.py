@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from unetpp.model.resolve import WEIGHTS
+from unetpp.model.sources import WEIGHTS
 
 CARDS = WEIGHTS / "cards.json"
 

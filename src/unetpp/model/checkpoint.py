@@ -11,7 +11,7 @@ from unetpp.atomic import atomic_path, file_sha256  # noqa: F401 - file_sha256 r
 from unetpp.config import ModelConfig, PreprocessConfig
 from unetpp.errors import CheckpointError, InputError, expected_found
 from unetpp.model.network import NestedUNet, build_model
-from unetpp.model.resolve import model_source, shipped_checkpoint  # noqa: F401 - re-exported (torch-free home)
+from unetpp.model.sources import model_source, shipped_checkpoint  # noqa: F401 - re-exported (torch-free home)
 
 FORMAT = "unetpp-checkpoint"
 FORMAT_VERSION = 1

@@ -15,7 +15,9 @@ from unetpp.compare import compare_logits
 from unetpp.config import DEFAULT_OPSET, INPUT_NAME, MIN_OPSET, OUTPUT_NAME, PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
+from unetpp.model.depth import choose_depth
 from unetpp.model.metadata import PREDICT_KEYS, build_metadata, write_onnx_metadata
+from unetpp.model.network import PrunedNestedUNet
 
 # ORT and PyTorch both run fp32; BN folding and a different summation order stay well below this on logits.
 PARITY_ATOL = 1e-4
@@ -78,10 +80,13 @@ def export_onnx(
     batch: int | None = None,
     up_mode: str | None = None,
     parity_input: np.ndarray | None = None,
+    depth: int | None = None,
 ) -> dict[str, Any]:
     """Export a checkpoint to ONNX (TorchScript exporter), check it, compare it with PyTorch; return the report.
 
     Writes `out` atomically and the report as `<out>.parity.json`. `batch` fixes axis 0; None keeps it dynamic.
+    `depth` (1..4, default the model's own, see model/depth.py) exports the pruned graph of X0,depth: only the
+    nodes that output needs are in the file; a model without deep supervision has depth 4 only.
     """
     import onnx
 
@@ -90,7 +95,9 @@ def export_onnx(
         raise InputError(expected_found("--batch", "a positive integer", batch))
     check_opset(opset)
     ckpt = load_checkpoint(checkpoint, up_mode=up_mode)
-    model = _LastOutput(ckpt.model).eval()
+    ds = ckpt.config.deep_supervision
+    depth = choose_depth(depth, ds, ckpt.meta, ckpt.path)
+    model = (PrunedNestedUNet(ckpt.model, depth) if ds else _LastOutput(ckpt.model)).eval()
     c, s = ckpt.config.input_channels, ckpt.preprocess.size
     dummy = torch.zeros(batch or 1, c, s, s)
     dynamic = batch is None
@@ -117,7 +124,8 @@ def export_onnx(
         proto = onnx.load(str(tmp))
         meta = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
                               checkpoint_sha256=file_sha256(ckpt.path),
-                              **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta})
+                              **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta},
+                              **({"depth": depth} if ds else {}))
         write_onnx_metadata(proto, meta)
         onnx.save(proto, str(tmp))
         try:
@@ -127,7 +135,7 @@ def export_onnx(
         found_opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
         if found_opset != opset:
             raise ModelFileError(expected_found("exported opset", opset, found_opset))
-        parity = parity_check(tmp, ckpt.model, parity_input, ckpt.preprocess.logit_threshold)
+        parity = parity_check(tmp, model, parity_input, ckpt.preprocess.logit_threshold)
 
     report: dict[str, Any] = {
         "onnx": str(out),
@@ -138,6 +146,7 @@ def export_onnx(
         "metadata": meta,
         "batch": batch,
         "up_mode": ckpt.config.up_mode,
+        "depth": depth,
         **parity,
         "torch_version": torch.__version__,
         "onnx_version": onnx.__version__,

@@ -114,6 +114,14 @@ def node_count(depth: int) -> int:
     return (depth + 1) * (depth + 2) // 2
 
 
+def parameters_at_depth(net: NestedUNet, depth: int) -> int:
+    """Parameters the pruned network X0,depth uses: its nodes x(i, j), i + j <= depth, and its head."""
+    net.check_depth(depth)
+    head = getattr(net, f"final{depth}") if net.config.deep_supervision else net.final
+    blocks = [getattr(net, f"conv{i}_{j}") for i in range(depth + 1) for j in range(depth + 1 - i)]
+    return sum(count_parameters(m) for m in [*blocks, head])
+
+
 def build_model(config: ModelConfig | None = None) -> NestedUNet:
     """The one factory for the network."""
     return NestedUNet(config)

@@ -54,8 +54,10 @@ def _previous(out_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, An
 
 
 def stable_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that decide the outputs: the runtime's thread counts do not."""
+    """The settings that decide the outputs: the runtime's thread counts do not, nor the record of why it was
+    chosen (its check's date and figures: the backend and the model file are in the settings already)."""
     runtime = dict(settings.get("runtime") or {})
+    runtime.pop("selection", None)
     runtime["options"] = {k: v for k, v in (runtime.get("options") or {}).items() if "thread" not in k}
     return {**settings, "runtime": runtime}
 

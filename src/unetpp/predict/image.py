@@ -1,7 +1,7 @@
 """Full-resolution segmentation of one image: probability (resize or tile mode), mask, nuclei, written atomically.
 
-The options, the output files and the post-processing of one image; `predict_image(img, runtime, options)` and
-`predict_one(path, out_dir, runtime, options)` run one image through the driver (predict/work.py).
+The options, the output files and the post-processing of one image: what predict/work.py builds on.
+`predict_image` and `predict_one` (one image through the driver) live above both, in predict/single.py.
 """
 
 from __future__ import annotations
@@ -164,32 +164,3 @@ def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndar
             raise OutputError("an overlay needs the image it is drawn on")
         write_overlay(paths["overlay"], image, labels)
     write_text_atomic(paths["nuclei"], _csv(result["rows"]))
-
-
-def _run_one(item: Any, runtime: Runtime, options: PredictOptions, out_dir: Path | None) -> dict[str, Any]:
-    from unetpp.core.driver import DriverSettings, run_pipeline
-    from unetpp.predict.work import work_for
-
-    work = work_for(runtime.activate(), options, out_dir)
-    result = run_pipeline([item], work, runtime, DriverSettings(batch_size=options.batch, warmup=0, resume=False))
-    if result.failures:
-        raise InputError(result.failures[0]["error"])
-    return result.records[0]
-
-
-def predict_image(img: np.ndarray, runtime: Runtime, options: PredictOptions | None = None) -> dict[str, Any]:
-    """prob (float32 HxW), mask (bool), labels (int32), rows (nucleus table) and meta for one BGR uint8 image,
-    through the same driver and work as `unetpp predict` (nothing is written)."""
-    from unetpp.predict.work import PredictItem
-
-    record = _run_one(PredictItem("image", image=img), runtime, options or PredictOptions(), None)
-    return record["result"]
-
-
-def predict_one(path: str | Path, out_dir: str | Path, runtime: Runtime, options: PredictOptions | None = None,
-                stem: str | None = None) -> dict[str, Any]:
-    """Read, predict, write `<stem>_mask.png`, `_labels.png`, `_nuclei.csv` (+ `_prob.png`); return the record."""
-    from unetpp.predict.work import PredictItem
-
-    path = Path(path)
-    return _run_one(PredictItem(stem or path.stem, path=path), runtime, options or PredictOptions(), Path(out_dir))

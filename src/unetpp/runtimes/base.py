@@ -54,6 +54,8 @@ class Runtime(ABC):
         self.static_batch: int | None = None
         self.output_channels: int | None = None
         self.metadata: dict[str, Any] | None = None  # what the model file says about itself (model/metadata.py)
+        # why this runtime and file were chosen (compile/fast.py: runtime, precision, accuracy verified or not)
+        self.selection: dict[str, Any] | None = None
         # last_compute_ms: the compute-only time of the last call (ais_bench's definition): the device's own time
         # where the runtime can measure it apart from transfers (CUDA events), else the call's wall time.
         # last_call_ms: the host wall time of the whole call, transfers included.
@@ -265,4 +267,5 @@ class Runtime(ABC):
         """What a summary records about the runtime."""
         return {"backend": self.name, "version": self.version(), "options": dict(self.options),
                 "model": str(self.model), "static_batch": self.static_batch,
-                "preprocess_from": "model metadata" if (self.metadata or {}).get("preprocess") else "defaults"}
+                "preprocess_from": "model metadata" if (self.metadata or {}).get("preprocess") else "defaults",
+                **({"selection": self.selection} if self.selection else {})}

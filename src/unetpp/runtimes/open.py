@@ -15,10 +15,10 @@ DEFAULT_BACKEND = "onnxruntime"  # a checkpoint with no --backend runs through O
 
 
 def resolve_model(model: str | Path | None, backend: str | None = None,
-                  checkpoint_backend: str = DEFAULT_BACKEND) -> tuple[str, Path]:
+                  checkpoint_backend: str = DEFAULT_BACKEND, depth: int | None = None) -> tuple[str, Path]:
     """(backend, model file). No model: the shipped guide checkpoint; `guide`/`instance`: a shipped model. A
     checkpoint without --backend goes to `checkpoint_backend`; a checkpoint for a runtime that cannot open it is
-    exported to ONNX (cached)."""
+    exported to ONNX (cached), pruned to `depth` when given (a checkpoint only: another file's graph is fixed)."""
     path = model_source(model)
     if not path.exists():
         raise InputError(expected_found("--model", "an existing model file", f"nothing at {path}"))
@@ -28,17 +28,24 @@ def resolve_model(model: str | Path | None, backend: str | None = None,
         backend = checkpoint_backend if is_checkpoint(path) else backend_for(path)
     cls = runtime_class(backend)
     suffix = path.suffix.lower()
+    if depth is not None and not is_checkpoint(path):
+        raise InputError(expected_found("--depth", "a checkpoint (.pt/.pth) to prune", f"{path.name}, whose graph "
+                                        "is fixed", "Export or compile the checkpoint with --depth instead"))
     if suffix in cls.suffixes:
         return backend, path
     if is_checkpoint(path) and ".onnx" in cls.suffixes:
-        return backend, onnx_for_checkpoint(path)
+        return backend, onnx_for_checkpoint(path, depth)
     raise InputError(expected_found(f"--model for backend {backend}", "a file ending in " + ", ".join(cls.suffixes),
                                     path.name))
 
 
 def open_runtime(model: str | Path | None = None, backend: str | None = None, threads: int | None = None,
-                 device: str | None = None, dtype: str | None = None, **options: Any) -> Runtime:
-    """A runtime (not yet activated) for a model file and the common flags; `options` are the backend's own."""
-    backend, path = resolve_model(model, backend)
+                 device: str | None = None, dtype: str | None = None, depth: int | None = None,
+                 **options: Any) -> Runtime:
+    """A runtime (not yet activated) for a model file and the common flags; `options` are the backend's own;
+    `depth` prunes a checkpoint's network to X0,depth (model/depth.py)."""
+    backend, path = resolve_model(model, backend, depth=depth)
     cls = runtime_class(backend)
+    if depth is not None and "depth" in cls.OPTIONS:  # a runtime that runs the checkpoint itself (torch)
+        options = {**options, "depth": depth}
     return cls(path, **{**cls.map_flags(threads, device, dtype), **options})

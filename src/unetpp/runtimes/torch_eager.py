@@ -26,7 +26,7 @@ class TorchRuntime(Runtime):
 
     name = "torch"
     suffixes = CHECKPOINT_SUFFIXES
-    OPTIONS = ("device", "dtype", "channels_last", "compile", "cuda_graphs", "threads", "up_mode")
+    OPTIONS = ("device", "dtype", "channels_last", "compile", "cuda_graphs", "threads", "up_mode", "depth")
     flags = {"threads": "threads", "device": "device", "dtype": "dtype"}
 
     def _check_options(self) -> tuple[str, str]:
@@ -48,6 +48,8 @@ class TorchRuntime(Runtime):
         import torch
 
         from unetpp.model.checkpoint import load_checkpoint
+        from unetpp.model.depth import choose_depth
+        from unetpp.model.network import PrunedNestedUNet
 
         device, dtype = self._check_options()
         cuda_graphs = bool(self.options.get("cuda_graphs", False))
@@ -61,16 +63,21 @@ class TorchRuntime(Runtime):
         if self.options.get("threads"):
             torch.set_num_threads(int(self.options["threads"]))
         ckpt = load_checkpoint(self.model, up_mode=self.options.get("up_mode"))
+        ds = ckpt.config.deep_supervision
+        depth = choose_depth(self.options.get("depth"), ds, ckpt.meta, ckpt.path)
         c, s = ckpt.config.input_channels, ckpt.preprocess.size
         self.input_shape = (c, s, s)
         self.output_channels = ckpt.config.num_classes
         self.metadata = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
-                                       **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta})
+                                       **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta},
+                                       **({"depth": depth} if ds else {}))
         self._torch = torch
         self._device = torch.device(device)
         self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
         self._memory_format = torch.channels_last if self.options.get("channels_last") else torch.contiguous_format
         model = ckpt.model.to(self._device, dtype=self._dtype, memory_format=self._memory_format).eval()
+        if ds:  # one output, X0,depth, computing only the nodes it needs
+            model = PrunedNestedUNet(model, depth).eval()
         self._manual_graphs = cuda_graphs and not self.options.get("compile")
         if self.options.get("compile"):
             # With cuda_graphs, Inductor captures and replays its own CUDA graphs per shape ("reduce-overhead").

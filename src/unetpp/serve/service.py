@@ -39,6 +39,8 @@ class ServeSettings:
     model: str | None = "instance"
     backend: str | None = None
     threads: int | None = None
+    precision: str | None = None  # None: the fastest verified runtime (compile/fast.py); fp32 | int8
+    depth: int | None = None  # None: the model's own default depth
     token: str | None = None
     limits: Limits = field(default_factory=Limits)
     timeout_s: float = 60.0
@@ -84,10 +86,10 @@ class Service:
     def start(self) -> None:
         """Open the model (the shipped one by default), warm it, start the batch driver."""
         from unetpp.atomic import file_sha256
+        from unetpp.compile.fast import choose_runtime, open_choice
         from unetpp.core.outputs import folder_problem
         from unetpp.model.cards import card_for
-        from unetpp.model.resolve import model_source
-        from unetpp.runtimes import open_runtime, resolve_model
+        from unetpp.runtimes import runtime_class
 
         s = self.settings
         if s.save_dir:
@@ -95,9 +97,9 @@ class Service:
             if problem:
                 raise InputError(f"--save: {problem}")
             Path(s.save_dir).mkdir(parents=True, exist_ok=True)
-        source = model_source(s.model)
-        _, path = resolve_model(source, s.backend)
-        runtime = open_runtime(source, s.backend, threads=s.threads)
+        choice = choose_runtime(s.model, s.backend, s.precision, s.depth, threads=s.threads)
+        source, path = choice.source, choice.model
+        runtime = open_choice(choice, **runtime_class(choice.backend).map_flags(s.threads))
         batcher = Batcher(runtime, self.metrics, s.batch_size, s.max_wait_ms)
         batcher.start()
         source_sha = file_sha256(source)
@@ -106,7 +108,8 @@ class Service:
         self.identity = {"name": source.stem, "file": path.name, "sha256": file_sha256(path),
                          "source_sha256": source_sha if source != path else None,
                          "backend": runtime.name, "backend_version": runtime.version(),
-                         "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict()}
+                         "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict(),
+                         "runtime": choice.describe(), "runtime_line": choice.line()}
         self.card = {**self.identity, "shipped": shipped is not None, "shipped_name": shipped,
                      "input": list(runtime.input_shape),
                      "task": TASKS["border" if "border" in runtime.outputs else "foreground"],

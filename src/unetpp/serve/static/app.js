@@ -125,7 +125,9 @@
     const m = await resp.json();
     // the model's own published figures (its card), or a plain statement that this file has none
     const acc = m.accuracy ? `; ${m.accuracy.summary} on ${m.accuracy.split}` : "; no published figures for this model file";
-    $("model").textContent = `model ${m.name} (${m.backend} ${m.backend_version}, sha256 ${m.sha256.slice(0, 12)}…)${acc}`;
+    // what runs: runtime, precision and whether its accuracy was checked against fp32 (compile/fast.py)
+    const ran = m.runtime_line ? `; runs on ${m.runtime_line}` : "";
+    $("model").textContent = `model ${m.name} (${m.backend} ${m.backend_version}, sha256 ${m.sha256.slice(0, 12)}…)${acc}${ran}`;
   }
   loadModel();
 })();

@@ -1,0 +1,291 @@
+"""The default runtime: the fastest one whose accuracy was verified, built once per model and cached.
+
+For a checkpoint (the shipped models included) on the CPU, `unetpp predict`, `serve` and `unetpp.load()` run the
+model's int8 OpenVINO IR when its DSB2018 mAP on a fixed set of train images (`weights/guard/`, never val) is
+within MAX_MAP_DROP of the fp32 model's; otherwise fp32 (ONNX Runtime, the reference), and they say so. Without
+OpenVINO the same check decides between ONNX Runtime's QDQ int8 and fp32, with one note on stderr. The int8 file,
+its calibration (the windows those images give at the model's own scale) and the check's result are kept in the
+model cache under the model's SHA-256 (and depth), so the build and the check run once.
+
+`--backend` / `--precision` choose any runtime explicitly; `UNETPP_DEFAULT_RUNTIME=fp32` makes today's ONNX
+Runtime fp32 the default again; `UNETPP_NO_OPENVINO=1` behaves as if OpenVINO were not installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
+from unetpp.errors import InputError, expected_found
+from unetpp.model.sources import WEIGHTS, cache_dir, is_checkpoint, model_source
+
+GUARD_DIR = WEIGHTS / "guard"
+MAX_MAP_DROP = 0.005
+CALIB_LIMIT = 300  # calibration windows at most, evenly spread over the guard images' windows
+INT8_SUFFIXES = {"openvino": ".xml", "onnxruntime": ".onnx"}
+REFERENCE = "onnxruntime"  # the fp32 runtime: the fastest fp32 on the CPUs measured (bench/results/cpu_sweep)
+ENV_DEFAULT = "UNETPP_DEFAULT_RUNTIME"  # fast (default) | fp32
+ENV_NO_OPENVINO = "UNETPP_NO_OPENVINO"
+PRECISIONS = ("fp32", "int8")
+RECORD_VERSION = 1
+
+Say = Callable[[str], None]
+_SAID: set[str] = set()
+
+
+def say_once(message: str) -> None:
+    """One line on stderr, once per process for the same message."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(f"unetpp: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """What runs: the backend, the file it opens, its precision, and whether its accuracy was checked."""
+
+    backend: str
+    model: Path
+    source: Path
+    precision: str  # fp32 | int8 | "as the file" (an ONNX/IR/zoo file given as it is)
+    verified: bool | None  # int8: passed the mAP check; None: fp32 (the reference) or a file given as it is
+    reason: str
+    depth: int | None = None
+    check: dict[str, Any] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The record predict_summary.json, /v1/model and the page show."""
+        out: dict[str, Any] = {"runtime": self.backend, "precision": self.precision, "verified": self.verified,
+                               "depth": self.depth, "reason": self.reason}
+        if self.check:
+            out["check"] = {k: self.check.get(k) for k in ("passed", "map_fp32", "map_int8", "map_drop",
+                                                           "max_map_drop", "n_images", "set", "date")}
+        return out
+
+    def line(self) -> str:
+        """One line for people: 'openvino int8 (verified: mAP 0.5504 vs fp32 0.5493 on 12 train images)'."""
+        text = f"{self.backend} {self.precision}"
+        if self.depth is not None:
+            text += f", depth {self.depth}"
+        c = self.check
+        if c and self.precision == "int8":
+            verdict = "verified" if self.verified else "NOT verified"
+            text += (f" ({verdict}: mAP {c['map_int8']:.4f} vs fp32 {c['map_fp32']:.4f} on {c['n_images']} "
+                     "train images)")
+        elif self.reason:
+            text += f" ({self.reason})"
+        return text
+
+
+def openvino_available() -> bool:
+    """OpenVINO and NNCF importable, unless UNETPP_NO_OPENVINO is set (to run the fallback on purpose)."""
+    if os.environ.get(ENV_NO_OPENVINO, "").strip() not in ("", "0"):
+        return False
+    return all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+
+
+def guard_set() -> list[tuple[str, Path, Path]]:
+    """(id, image, labels) of the shipped check set (weights/guard: train ids only, see its SOURCE.md)."""
+    labels = sorted(GUARD_DIR.glob("*_labels.png"))
+    out = [(p.name[: -len("_labels.png")], p.with_name(p.name.replace("_labels.png", ".png")), p) for p in labels]
+    out = [t for t in out if t[1].is_file()]
+    if not out:
+        raise InputError(expected_found("the accuracy-check set", f"images and labels in {GUARD_DIR}", "none",
+                                        "Reinstall unetpp, or pass --precision fp32"))
+    return out
+
+
+def guard_set_id() -> str:
+    """A short hash of the check set's files: a changed set makes every cached check stale."""
+    h = hashlib.sha256()
+    for id_, img, lab in guard_set():
+        h.update(id_.encode())
+        h.update(file_sha256(img).encode())
+        h.update(file_sha256(lab).encode())
+    return h.hexdigest()[:16]
+
+
+def choose_runtime(model: str | Path | None = "instance", backend: str | None = None, precision: str | None = None,
+                   depth: int | None = None, device: str | None = None, openvino: bool | None = None,
+                   say: Say = say_once, max_map_drop: float = MAX_MAP_DROP,
+                   threads: int | None = None) -> RuntimeChoice:
+    """The runtime and file for `model` (see the module's text). `openvino` None: whether it is installed."""
+    from unetpp.runtimes import resolve_model
+
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(expected_found("--precision", " or ".join(PRECISIONS), repr(precision)))
+    source = model_source(model)
+    if precision == "int8" and not is_checkpoint(source):
+        raise InputError(expected_found("--precision int8", "a checkpoint (.pt/.pth) to build the int8 model from",
+                                        source.name, "Use `unetpp compile` for another file"))
+    if precision == "int8" and (backend not in (None, *INT8_SUFFIXES) or device == "cuda"):
+        raise InputError(expected_found("--precision int8", "--backend openvino or onnxruntime on the CPU",
+                                        f"--backend {backend} --device {device or 'cpu'}"))
+
+    def plain(reason: str, b: str | None = backend, check: dict[str, Any] | None = None,
+              verified: bool | None = None) -> RuntimeChoice:
+        b, path = resolve_model(source, b, depth=depth)
+        prec = "fp32" if is_checkpoint(source) else "as the file"
+        return RuntimeChoice(b, path, source, prec, verified, reason, depth, check)
+
+    if not is_checkpoint(source):
+        return plain("a model file runs as it is")
+    if precision == "fp32":
+        return plain("--precision fp32", backend or REFERENCE)
+    if precision is None:
+        if backend is not None:
+            return plain(f"--backend {backend}")
+        if device == "cuda":
+            return plain("--device cuda: fp32", REFERENCE)
+        if os.environ.get(ENV_DEFAULT, "").strip().lower() == "fp32":
+            return plain(f"{ENV_DEFAULT}=fp32", REFERENCE)
+    if depth is not None:  # the pruned fp32 reference (cached): a depth the model cannot run at is refused first
+        resolve_model(source, REFERENCE, depth=depth)
+    ov = openvino_available() if openvino is None else openvino
+    target = backend or ("openvino" if ov else "onnxruntime")
+    if backend is None and not ov:
+        say("OpenVINO is not installed: the default runtime is ONNX Runtime (int8 where it passes its accuracy "
+            "check, else fp32); pip install 'unetpp[openvino]' for the fastest one")
+    try:
+        path, check = int8_build(source, target, depth, say=say, max_map_drop=max_map_drop, threads=threads)
+    except Exception as exc:  # noqa: BLE001 - the default must still run: a failed build falls back to fp32
+        if precision == "int8":
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        say(f"the int8 {target} model of {source.name} could not be built ({first}): running fp32")
+        return plain("the int8 build failed", REFERENCE)
+    if precision == "int8":
+        if not check["passed"]:
+            say(f"the int8 {target} model of {source.name} did NOT pass its accuracy check (mAP {check['map_int8']:.4f}"
+                f" vs fp32 {check['map_fp32']:.4f}); running it because --precision int8 asks for it")
+        return RuntimeChoice(target, path, source, "int8", bool(check["passed"]), "--precision int8", depth, check)
+    if check["passed"]:
+        return RuntimeChoice(target, path, source, "int8", True, "the fastest verified runtime", depth, check)
+    say(f"the int8 {target} model of {source.name} failed its accuracy check (mAP {check['map_int8']:.4f} vs fp32 "
+        f"{check['map_fp32']:.4f}, a drop of {check['map_drop']:.4f} > {check['max_map_drop']}): running fp32")
+    return plain("int8 failed its accuracy check", REFERENCE, check)
+
+
+def build_dir(source: Path, depth: int | None, sha: str | None = None) -> Path:
+    """The cache folder of a model's fast builds: <cache>/fast/<stem>-<sha16>[-d<depth>]."""
+    sha = sha or file_sha256(source)
+    return cache_dir() / "fast" / f"{source.stem}-{sha[:16]}{'' if depth is None else f'-d{int(depth)}'}"
+
+
+def int8_build(source: Path, backend: str, depth: int | None = None, say: Say = say_once,
+               max_map_drop: float = MAX_MAP_DROP, threads: int | None = None) -> tuple[Path, dict[str, Any]]:
+    """The int8 `backend` file of a checkpoint and its accuracy check, from the cache or built (once) now."""
+    sha = file_sha256(source)
+    set_id = guard_set_id()
+    folder = build_dir(source, depth, sha)
+    artefact = folder / f"{backend}-int8{INT8_SUFFIXES[backend]}"
+    record = folder / f"{backend}-int8.check.json"
+    cached = _read_record(record)
+    if (artefact.is_file() and cached and cached.get("version") == RECORD_VERSION
+            and cached.get("source_sha256") == sha and cached.get("set") == set_id and cached.get("depth") == depth):
+        if cached.get("max_map_drop") != max_map_drop:  # the same figures judged against another allowance
+            cached = {**cached, "max_map_drop": max_map_drop, "passed": cached["map_drop"] <= max_map_drop}
+        return artefact, cached
+    images = guard_set()
+    say(f"building the fast runtime for {source.name} once: int8 {backend}, checked against fp32 on "
+        f"{len(images)} train images (a minute or two; cached in {folder})")
+    t0 = time.perf_counter()
+    ensure_dir(folder)
+    check = _build_and_check(source, backend, depth, artefact, images, threads)
+    check.update(version=RECORD_VERSION, source=str(source), source_sha256=sha, set=set_id, depth=depth,
+                 backend=backend, artefact=artefact.name, max_map_drop=max_map_drop,
+                 passed=check["map_drop"] <= max_map_drop, build_seconds=round(time.perf_counter() - t0, 1),
+                 date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    write_json_atomic(record, check)
+    return artefact, check
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _build_and_check(source: Path, backend: str, depth: int | None, artefact: Path,
+                     images: list[tuple[str, Path, Path]], threads: int | None) -> dict[str, Any]:
+    """Calibrate on the check images' windows (as predict feeds them), build, then score fp32 and int8 there."""
+    from unetpp.compile.api import compile_model
+    from unetpp.eval.instance_io import read_label_image
+    from unetpp.predict.imageio import read_image
+    from unetpp.runtimes import get_runtime, open_runtime
+
+    pictures = [(id_, read_image(img)[0], read_label_image(lab)) for id_, img, lab in images]
+    flags = {"threads": threads} if threads else {}
+    with open_runtime(source, REFERENCE, depth=depth, **flags) as fp32:
+        samples = calibration_windows([(i, p) for i, p, _ in pictures], fp32)
+        labels_fp32 = predict_labels([(i, p) for i, p, _ in pictures], fp32)
+    compile_model(source, backend, artefact, int8=True, samples=samples, depth=depth)
+    with get_runtime(backend, artefact, **flags) as int8:
+        labels_int8 = predict_labels([(i, p) for i, p, _ in pictures], int8)
+    truth = {i: t for i, _, t in pictures}
+    map_fp32, map_int8 = (_map(labels, truth) for labels in (labels_fp32, labels_int8))
+    return {"map_fp32": map_fp32, "map_int8": map_int8, "map_drop": map_fp32 - map_int8,
+            "n_images": len(pictures), "ids": [i for i, _, _ in pictures], "n_calibration_windows": len(samples)}
+
+
+def _map(labels: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> float:
+    from unetpp.eval.instance_metrics import dataset_score, instance_score
+
+    return round(dataset_score([instance_score(labels[i], truth[i]) for i in truth]), 6)
+
+
+def calibration_windows(pictures: list[tuple[str, np.ndarray]], runtime: Any,
+                        limit: int = CALIB_LIMIT) -> list[np.ndarray]:
+    """The normalised windows `unetpp predict` feeds the model for these images (its own mode and scale rule),
+    at most `limit`, evenly spread."""
+    from unetpp.predict.image import PredictOptions
+    from unetpp.predict.work import PredictItem, work_for
+
+    work = work_for(runtime, PredictOptions())
+    windows: list[np.ndarray] = []
+    for id_, img in pictures:
+        _, units = work.prepare(PredictItem(id_, image=img))
+        windows += [w for chunk in units for w in chunk]
+    if len(windows) > limit:
+        idx = np.linspace(0, len(windows) - 1, limit).round().astype(int)
+        windows = [windows[i] for i in sorted(set(idx.tolist()))]
+    return [np.ascontiguousarray(w, np.float32) for w in windows]
+
+
+def predict_labels(pictures: list[tuple[str, np.ndarray]], runtime: Any) -> dict[str, np.ndarray]:
+    """id -> labels of `unetpp predict`'s default options for each image, on an active runtime."""
+    from unetpp.core.driver import DriverSettings, run_pipeline
+    from unetpp.predict.image import PredictOptions
+    from unetpp.predict.work import PredictItem, work_for
+
+    options = PredictOptions()
+    work = work_for(runtime, options)
+    result = run_pipeline([PredictItem(i, image=p) for i, p in pictures], work, runtime,
+                          DriverSettings(batch_size=options.batch, warmup=0, resume=False))
+    if result.failures:
+        raise InputError(result.failures[0]["error"])
+    return {rec["stem"]: rec["result"]["labels"] for rec in result.records}
+
+
+def open_choice(choice: RuntimeChoice, **options: Any) -> Any:
+    """The (inactive) runtime for a choice, carrying it (runtime.selection) into summaries and /v1/model."""
+    from unetpp.runtimes import get_runtime, runtime_class
+
+    if choice.depth is not None and "depth" in runtime_class(choice.backend).OPTIONS:  # torch runs the checkpoint
+        options = {**options, "depth": choice.depth}
+    runtime = get_runtime(choice.backend, choice.model, **options)
+    runtime.selection = choice.describe()
+    return runtime
