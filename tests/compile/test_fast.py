@@ -165,3 +165,20 @@ def test_a_failed_build_runs_fp32_unless_int8_was_asked_for(random_checkpoint: P
     assert said == ["the int8 openvino model of random.pt could not be built (quantiser exploded): running fp32"]
     with pytest.raises(RuntimeError, match="quantiser exploded"):
         fast.choose_runtime(random_checkpoint, precision="int8", say=said.append, openvino=True)
+
+
+def test_a_foreign_output_folder_is_refused_before_the_first_use_build(tmp_path: Path, monkeypatch) -> None:
+    """predict checks its folder first: a user's non-empty folder costs no build and leaves no cache entry."""
+    from unetpp.cli.main import main
+
+    cache = tmp_path / "fresh-cache"
+    monkeypatch.setenv("UNETPP_CACHE", str(cache))
+    monkeypatch.delenv(fast.ENV_DEFAULT, raising=False)
+    image = tmp_path / "cells.png"
+    cv2.imwrite(str(image), np.full((64, 64), 40, np.uint8))
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "chapter1.tex").write_text("mine")
+    assert main(["predict", str(image), "-o", str(thesis), "--no-progress"]) == 2
+    assert not (cache / "fast").exists()
+    assert (thesis / "chapter1.tex").read_text() == "mine" and sorted(thesis.iterdir()) == [thesis / "chapter1.tex"]

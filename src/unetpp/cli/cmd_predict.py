@@ -75,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from unetpp.compile.fast import choose_runtime, open_choice
     from unetpp.data.paths import read_ids
-    from unetpp.predict.folder import format_summary, predict_paths
+    from unetpp.predict.folder import check_paths, format_summary, predict_paths
     from unetpp.predict.image import PredictOptions
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch_size,
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                              save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays, tta=args.tta)
     ids = read_ids(args.ids) if args.ids else None
     executor = make_executor(args, chunk_size=1)
+    check_paths(args.inputs, args.output, ids)  # a bad folder is refused before a first-use build of the model
     choice = choose_runtime(args.model, args.backend, args.precision, args.depth, device=args.device,
                             threads=args.threads)
     runtime = open_choice(choice, **runtime_flags(args, choice.backend))

@@ -71,6 +71,27 @@ def _counts_csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def check_paths(inputs: Sequence[str | Path], out_dir: str | Path, ids: Sequence[str] | None = None) -> Any:
+    """The inputs and the output folder, checked before any model is opened or built: an output folder that is
+    not unetpp's, one that overlaps an input, a missing input or no image at all is refused here. Returns the
+    gathered sources."""
+    from unetpp.core.outputs import folder_problem, refuse_inputs_inside
+    from unetpp.core.runfolder import refuse_overlap
+
+    out_dir = Path(out_dir)
+    refuse_overlap(out_dir, list(inputs))
+    problem = folder_problem(out_dir, "predict")  # also checked by the run folder; here before the model loads
+    if problem:
+        raise InputError(problem)
+    gathered = gather_sources(inputs, ids)
+    refuse_inputs_inside(out_dir, [s.path for s in gathered.sources if s.path.exists()])
+    if not gathered.sources:
+        raise InputError(expected_found("images to predict", "at least one image file", "none in " + ", ".join(
+            str(i) for i in inputs) + (f" ({len(gathered.skipped)} file(s) that are not images)"
+                                       if gathered.skipped else "")))
+    return gathered
+
+
 def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Runtime,
                   options: PredictOptions | None = None, ids: Sequence[str] | None = None,
                   progress: bool = True, executor: Any = None, overwrite: bool = False,
@@ -81,22 +102,12 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     run folder (core.runfolder): other settings are refused unless `overwrite`; an input folder may not overlap
     it."""
     from unetpp.core.executors import LocalExecutor
-    from unetpp.core.outputs import folder_problem, refuse_inputs_inside
-    from unetpp.core.runfolder import RunFolder, refuse_overlap
+    from unetpp.core.runfolder import RunFolder
 
     options = options or PredictOptions()
     out_dir = Path(out_dir)
-    refuse_overlap(out_dir, list(inputs))
-    problem = folder_problem(out_dir, "predict")  # also checked by the run folder; here before the model loads
-    if problem:
-        raise InputError(problem)
+    gathered = check_paths(inputs, out_dir, ids)
     executor = executor or LocalExecutor()
-    gathered = gather_sources(inputs, ids)
-    refuse_inputs_inside(out_dir, [s.path for s in gathered.sources if s.path.exists()])
-    if not gathered.sources:
-        raise InputError(expected_found("images to predict", "at least one image file", "none in " + ", ".join(
-            str(i) for i in inputs) + (f" ({len(gathered.skipped)} file(s) that are not images)"
-                                       if gathered.skipped else "")))
     owned = not runtime.active  # a runtime the caller activated stays active
     runtime.activate()
     try:
