@@ -90,16 +90,20 @@ def is_checkpoint(path: str | Path) -> bool:
 
 
 def onnx_for_checkpoint(checkpoint: Path) -> Path:
-    """The checkpoint's ONNX export (guide settings), cached by the checkpoint's SHA-256 (as `unetpp run` checks)."""
+    """The checkpoint's ONNX export (guide settings; free height/width for a model with its own scale rule, see
+    export_onnx), cached by the checkpoint's SHA-256 (as `unetpp run` checks)."""
     from unetpp.atomic import file_sha256
 
     sha = file_sha256(checkpoint)
-    out = cache_dir() / "onnx" / f"{checkpoint.stem}-{sha[:16]}.onnx"
+    # onnx/hw/: exports that record their height/width decision (older unetpp versions read onnx/ and would take
+    # a free-size export for a model they cannot open)
+    out = cache_dir() / "onnx" / "hw" / f"{checkpoint.stem}-{sha[:16]}.onnx"
     report = Path(str(out) + ".parity.json")  # model.export.parity_path, without importing torch
     if out.is_file() and report.is_file():
         try:
             rep = json.loads(report.read_text())
-            if rep.get("checkpoint_sha256") == sha and rep.get("metadata"):  # older caches lack the metadata
+            # older caches lack the metadata, or the height/width decision (instance models now export free H/W)
+            if rep.get("checkpoint_sha256") == sha and rep.get("metadata") and "dynamic_size" in rep:
                 return out
         except (OSError, ValueError):
             pass
