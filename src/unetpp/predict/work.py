@@ -286,7 +286,9 @@ def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
     if "border" in runtime.outputs:
         from unetpp.runtimes import open_runtime
 
-        return open_runtime("guide", threads=runtime.options.get("threads"))
+        # one thread: a 96x96 call in the prepare thread, while the model's own runtime holds the cores (two
+        # thread pools on the same cores would spin against each other)
+        return open_runtime("guide", threads=1)
     return runtime.inactive_copy()
 
 
