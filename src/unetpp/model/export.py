@@ -15,7 +15,14 @@ from unetpp.compare import compare_logits
 from unetpp.config import DEFAULT_OPSET, INPUT_NAME, MIN_OPSET, OUTPUT_NAME, PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
-from unetpp.model.metadata import PREDICT_KEYS, SIZE_STEP, build_metadata, spatial_meta, write_onnx_metadata
+from unetpp.model.metadata import (
+    PREDICT_KEYS,
+    SIZE_STEP,
+    build_metadata,
+    free_size_by_default,
+    spatial_meta,
+    write_onnx_metadata,
+)
 
 # ORT and PyTorch both run fp32; BN folding and a different summation order stay well below this on logits.
 PARITY_ATOL = 1e-4
@@ -102,7 +109,7 @@ def export_onnx(
     dummy = torch.zeros(batch or 1, c, s, s)
     dynamic = batch is None
     if dynamic_size is None:
-        dynamic_size = bool(ckpt.meta.get("scale"))
+        dynamic_size = free_size_by_default(ckpt.meta)
     axes: dict[int, str] = ({0: "batch"} if dynamic else {}) | ({2: "height", 3: "width"} if dynamic_size else {})
     dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: dict(axes)} if axes else None
 

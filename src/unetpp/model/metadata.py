@@ -49,6 +49,13 @@ def spatial_meta(step: int = SIZE_STEP) -> dict[str, Any]:
     return {"dynamic": True, "step": int(step)}
 
 
+def free_size_by_default(checkpoint_meta: Mapping[str, Any] | None) -> bool:
+    """Whether a model runs at free height/width unless told otherwise: a model trained at a normalised scale
+    (its checkpoint states a scale rule: the instance model, run on whole images or large windows); the guide model
+    keeps the guide's fixed 96x96. The same answer for the ONNX export and the torch runtime."""
+    return bool((checkpoint_meta or {}).get("scale"))
+
+
 def free_size_spec(meta: Mapping[str, Any] | None) -> tuple[int | None, int]:
     """(the step H/W must be multiples of, or None where the file does not declare free sizes; the nominal size)."""
     meta = meta or {}
