@@ -22,7 +22,8 @@ def _discs_rgb() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model():
-    with unetpp.load(batch=2) as m:  # small batches: several runtime calls per image
+    # 96x96 windows in small batches: several runtime calls per image (by default a small image is one window)
+    with unetpp.load(batch=2, window=96) as m:
         yield m
 
 

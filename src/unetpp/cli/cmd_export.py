@@ -31,6 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--opset", type=count(1), default=DEFAULT_OPSET,
                    help=f"ONNX opset, {MIN_OPSET} up to the installed torch's highest (default {DEFAULT_OPSET})")
     add_static_batch(p)
+    p.add_argument("--size", choices=("auto", "free", "fixed"), default="auto",
+                   help="input height/width: free (any multiple of 16, checked at two sizes), fixed (the model's "
+                   "96x96), auto (free for a model with its own scale rule, the instance model; fixed for the "
+                   "guide's) (default: auto)")
     p.add_argument("--up-mode", choices=UP_MODES, default=None,
                    help="override the upsampling (upstream .pth files do not record it; default nearest)")
     add_depth(p)
@@ -67,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
             print(format_zoo_report(report))
             return 0
         report = export_onnx(source, args.output, opset=args.opset, batch=args.batch, up_mode=args.up_mode,
-                             depth=args.depth)
+                             depth=args.depth, dynamic_size={"auto": None, "free": True, "fixed": False}[args.size])
     print(format_report(report))
     return 0

@@ -41,6 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "nuclei[@A] (two passes: scale so the median nucleus covers A px, default 90) or a factor such as "
                    "0.5 (default: auto)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+    p.add_argument("--window", type=int, default=None,
+                   help="tile mode, a model with free height/width (the instance model): windows of at most this "
+                   "many px (a multiple of 16; 96 = the 96x96 windows blended at --overlap); default: the whole "
+                   "scaled image when it has at most 1 Mpx, else stitched windows of up to 512 px")
     p.add_argument("--backend", choices=known_runtimes(), default=None,
                    help="the runtime (default: the fastest verified one for a checkpoint, see --precision; a "
                    "checkpoint is exported or built once, into the model cache ~/.cache/unetpp)")
@@ -80,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch_size,
                              threshold=args.threshold, min_area=args.min_area, split=not args.no_split,
-                             save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays, tta=args.tta)
+                             save_prob=args.save_prob, bit16=args.bit16, overlay=args.overlays, tta=args.tta,
+                             window=args.window)
     ids = read_ids(args.ids) if args.ids else None
     executor = make_executor(args, chunk_size=1)
     check_paths(args.inputs, args.output, ids)  # a bad folder is refused before a first-use build of the model

@@ -8,10 +8,11 @@ item (post-process, write atomically). The driver does the rest, the same way fo
     (read, decode, tile)       fixed-batch model needs, warm-up, timing ──outputs──▶ post thread (accept, in
                                                                                        order) ──▶ finish pool
 
-so reading the next items and writing the previous ones overlap the runtime's compute. Queues are bounded (memory
-stays bounded whatever the number of items). An item whose outputs are complete is skipped (resume); an item that
-fails with one of the work's `catch` errors fails alone and is listed; an OutputError (disk full, permission)
-stops the run. Executors decide where the pipeline runs (core/executors.py).
+so reading the next items and writing the previous ones overlap the runtime's compute. A batch holds units of
+one shape: a unit of another size (a free-size model's per-image windows) runs the pending batch first. Queues
+are bounded (memory stays bounded whatever the number of items). An item whose outputs are complete is skipped
+(resume); an item that fails with one of the work's `catch` errors fails alone and is listed; an OutputError
+(disk full, permission) stops the run. Executors decide where the pipeline runs (core/executors.py).
 """
 
 from __future__ import annotations
@@ -393,6 +394,9 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
             if kind is _STOP:
                 break
             if kind == "units":  # fill batches of exactly batch_size units, splitting a chunk where needed
+                if pending and pending[0][2].shape[1:] != payload.shape[1:]:
+                    flush()  # units of another size (windows of a free-size model): a batch holds one shape
+                    n_pending = 0
                 off = 0
                 while off < payload.shape[0]:
                     take = min(settings.batch_size - n_pending, payload.shape[0] - off)

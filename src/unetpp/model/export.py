@@ -16,11 +16,20 @@ from unetpp.config import DEFAULT_OPSET, INPUT_NAME, MIN_OPSET, OUTPUT_NAME, Pre
 from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
 from unetpp.model.depth import choose_depth
-from unetpp.model.metadata import PREDICT_KEYS, build_metadata, write_onnx_metadata
+from unetpp.model.metadata import (
+    PREDICT_KEYS,
+    SIZE_STEP,
+    build_metadata,
+    free_size_by_default,
+    spatial_meta,
+    write_onnx_metadata,
+)
 from unetpp.model.network import PrunedNestedUNet
 
 # ORT and PyTorch both run fp32; BN folding and a different summation order stay well below this on logits.
 PARITY_ATOL = 1e-4
+# An export with free height/width is also checked at this second, non-square size (multiples of SIZE_STEP).
+SECOND_PARITY_SIZE = (160, 224)
 
 
 class _LastOutput(nn.Module):
@@ -81,12 +90,17 @@ def export_onnx(
     up_mode: str | None = None,
     parity_input: np.ndarray | None = None,
     depth: int | None = None,
+    dynamic_size: bool | None = None,
 ) -> dict[str, Any]:
     """Export a checkpoint to ONNX (TorchScript exporter), check it, compare it with PyTorch; return the report.
 
     Writes `out` atomically and the report as `<out>.parity.json`. `batch` fixes axis 0; None keeps it dynamic.
     `depth` (1..4, default the model's own, see model/depth.py) exports the pruned graph of X0,depth: only the
     nodes that output needs are in the file; a model without deep supervision has depth 4 only.
+    `dynamic_size`: free height/width (any multiple of 16; the file's metadata says so, and parity is also checked
+    at a second, non-square size); None decides by the model: free for a model trained at a normalised scale
+    (its checkpoint states a scale rule: the instance model, run on whole images or large windows), fixed for
+    the others (the guide model keeps the guide's 96x96 graph).
     """
     import onnx
 
@@ -101,7 +115,10 @@ def export_onnx(
     c, s = ckpt.config.input_channels, ckpt.preprocess.size
     dummy = torch.zeros(batch or 1, c, s, s)
     dynamic = batch is None
-    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic else None
+    if dynamic_size is None:
+        dynamic_size = free_size_by_default(ckpt.meta)
+    axes: dict[int, str] = ({0: "batch"} if dynamic else {}) | ({2: "height", 3: "width"} if dynamic_size else {})
+    dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: dict(axes)} if axes else None
 
     if parity_input is None:
         parity_input = synthetic_nuclei(batch or 2, ckpt.preprocess)
@@ -125,7 +142,8 @@ def export_onnx(
         meta = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
                               checkpoint_sha256=file_sha256(ckpt.path),
                               **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta},
-                              **({"depth": depth} if ds else {}))
+                              **({"depth": depth} if ds else {}),
+                              **({"spatial": spatial_meta(SIZE_STEP)} if dynamic_size else {}))
         write_onnx_metadata(proto, meta)
         onnx.save(proto, str(tmp))
         try:
@@ -136,6 +154,18 @@ def export_onnx(
         if found_opset != opset:
             raise ModelFileError(expected_found("exported opset", opset, found_opset))
         parity = parity_check(tmp, model, parity_input, ckpt.preprocess.logit_threshold)
+        if dynamic_size:  # the same graph at a second, non-square size
+            h2, w2 = SECOND_PARITY_SIZE
+            second = synthetic_nuclei(parity_input.shape[0], PreprocessConfig(**{**ckpt.preprocess.to_dict(),
+                                                                                 "size": max(h2, w2)}), seed=1)
+            second = np.ascontiguousarray(second[:, :, :h2, :w2])
+            extra = parity_check(tmp, model, second, ckpt.preprocess.logit_threshold)
+            parity["second_size"] = extra
+            for key in ("max_abs_diff", "flipped_pixels"):
+                if key in parity and key in extra:
+                    parity[key] = max(parity[key], extra[key])
+            if "within_atol" in parity and "within_atol" in extra:
+                parity["within_atol"] = bool(parity["within_atol"] and extra["within_atol"])
 
     report: dict[str, Any] = {
         "onnx": str(out),
@@ -143,6 +173,7 @@ def export_onnx(
         "input_names": [i.name for i in proto.graph.input],
         "output_names": [o.name for o in proto.graph.output],
         "dynamic": dynamic,
+        "dynamic_size": bool(dynamic_size),
         "metadata": meta,
         "batch": batch,
         "up_mode": ckpt.config.up_mode,
@@ -188,6 +219,7 @@ def format_report(report: dict[str, Any]) -> str:
     return (
         f"wrote {report['onnx']} (opset {report['opset']}, input {report['input_names'][0]}, "
         f"output {report['output_names'][0]}, batch {'dynamic' if report['dynamic'] else report['batch']}, "
+        f"{'height/width free (multiples of 16)' if report.get('dynamic_size') else 'fixed height/width'}, "
         f"up_mode {report['up_mode']})\n"
         f"parity vs PyTorch on {report['parity_input_shape']}: max |diff| of logits {report['max_abs_diff']:.3g} "
         f"(atol {report['atol']:g}: {'ok' if report['within_atol'] else 'EXCEEDED'}), "

@@ -2,7 +2,11 @@
 (and in an OpenVINO IR's rt_info), so every runtime knows the preprocessing and the outputs of the model it runs.
 
     {"format": 1, "model": {...ModelConfig...}, "preprocess": {...PreprocessConfig...},
-     "outputs": ["foreground"], "output_kind": "logits", "thresholds": {...meaning of each threshold...}}
+     "outputs": ["foreground"], "output_kind": "logits", "thresholds": {...meaning of each threshold...},
+     "spatial": {"dynamic": true, "step": 16}}   # only in an export with free height/width
+
+A file whose input height/width are symbolic runs at other sizes only where `spatial` says so (and at which step):
+without it a runtime keeps refusing free sizes (an unknown model's free axes say nothing about what it accepts).
 """
 
 from __future__ import annotations
@@ -35,6 +39,30 @@ def build_metadata(config: ModelConfig, preprocess: PreprocessConfig, outputs: l
     return {"format": FORMAT, "model": config.to_dict(), "preprocess": preprocess.to_dict(),
             "outputs": list(outputs or default_outputs(config.num_classes)), "output_kind": "logits",
             "thresholds": THRESHOLD_MEANINGS, **extra}
+
+
+SIZE_STEP = 16  # NestedUNet: four 2x poolings, so H and W must be multiples of 16
+
+
+def spatial_meta(step: int = SIZE_STEP) -> dict[str, Any]:
+    """The `spatial` entry of an export with dynamic height/width."""
+    return {"dynamic": True, "step": int(step)}
+
+
+def free_size_by_default(checkpoint_meta: Mapping[str, Any] | None) -> bool:
+    """Whether a model runs at free height/width unless told otherwise: a model trained at a normalised scale
+    (its checkpoint states a scale rule: the instance model, run on whole images or large windows); the guide model
+    keeps the guide's fixed 96x96. The same answer for the ONNX export and the torch runtime."""
+    return bool((checkpoint_meta or {}).get("scale"))
+
+
+def free_size_spec(meta: Mapping[str, Any] | None) -> tuple[int | None, int]:
+    """(the step H/W must be multiples of, or None where the file does not declare free sizes; the nominal size)."""
+    meta = meta or {}
+    spatial = meta.get("spatial") or {}
+    nominal = int((meta.get("preprocess") or {}).get("size") or 96)
+    step = spatial.get("step") if spatial.get("dynamic") else None
+    return (int(step) if isinstance(step, int) and step > 0 else None), nominal
 
 
 def to_props(meta: Mapping[str, Any]) -> dict[str, str]:

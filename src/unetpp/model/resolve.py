@@ -22,18 +22,22 @@ from unetpp.model.sources import (  # noqa: F401 - re-exported: the names caller
 
 
 def onnx_for_checkpoint(checkpoint: Path, depth: int | None = None) -> Path:
-    """The checkpoint's ONNX export (guide settings), cached by the checkpoint's SHA-256 and the depth asked for
-    (None: the model's own default depth; a pruned graph for 1..3), as `unetpp run` checks."""
+    """The checkpoint's ONNX export (guide settings; free height/width for a model with its own scale rule, see
+    export_onnx), cached by the checkpoint's SHA-256 and the depth asked for (None: the model's own default depth;
+    a pruned graph for 1..3), as `unetpp run` checks."""
     from unetpp.atomic import file_sha256
 
     sha = file_sha256(checkpoint)
     tag = "" if depth is None else f"-d{int(depth)}"
-    out = cache_dir() / "onnx" / f"{checkpoint.stem}-{sha[:16]}{tag}.onnx"
+    # onnx/hw/: exports that record their height/width decision (older unetpp versions read onnx/ and would take
+    # a free-size export for a model they cannot open)
+    out = cache_dir() / "onnx" / "hw" / f"{checkpoint.stem}-{sha[:16]}{tag}.onnx"
     report = Path(str(out) + ".parity.json")  # model.export.parity_path, without importing torch
     if out.is_file() and report.is_file():
         try:
             rep = json.loads(report.read_text())
-            if rep.get("checkpoint_sha256") == sha and rep.get("metadata"):  # older caches lack the metadata
+            # older caches lack the metadata, or the height/width decision (instance models now export free H/W)
+            if rep.get("checkpoint_sha256") == sha and rep.get("metadata") and "dynamic_size" in rep:
                 return out
         except (OSError, ValueError):
             pass

@@ -48,6 +48,11 @@ class PredictOptions:
     bit16: str = "stretch"
     floor: float = DEFAULT_FLOOR
     extra: dict[str, Any] = field(default_factory=dict)
+    # tile mode, a model with free height/width: None = the fewest computed pixels (the whole scaled image, or
+    # stitched windows of up to 512 px: tiling.plan_windows) for a model with its own scale rule, the model's own
+    # size otherwise (the guide model keeps its 96x96 windows); a number = windows of at most that size (the
+    # model's own size, 96: its 96x96 windows blended at `overlap`, the fixed-size protocol)
+    window: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -63,6 +68,10 @@ class PredictOptions:
             raise InputError(expected_found("--bit16", " or ".join(BIT16_MODES), repr(self.bit16)))
         if not 0.0 <= self.overlap < 1.0:
             raise InputError(expected_found("--overlap", "a fraction in [0, 1)", self.overlap))
+        if self.window is not None and (not isinstance(self.window, int) or isinstance(self.window, bool)
+                                        or self.window < 16):
+            raise InputError(expected_found("--window", "an integer >= 16 (pixels, a multiple of the model's size "
+                                            "step)", repr(self.window)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,7 +24,7 @@ import numpy as np
 from unetpp.config import PreprocessConfig
 from unetpp.core.driver import BatchWork
 from unetpp.data.preprocess import normalize
-from unetpp.errors import UnetppError
+from unetpp.errors import InputError, UnetppError, expected_found
 from unetpp.eval.metrics import sigmoid
 from unetpp.predict import scale as scale_rules
 from unetpp.predict.first_pass import estimate_nucleus_area, scale_check
@@ -36,7 +36,7 @@ from unetpp.predict.image import (
     write_outputs,
 )
 from unetpp.predict.imageio import ImageInfo, read_image
-from unetpp.predict.tiling import TileBlender, pad_to_tile
+from unetpp.predict.tiling import TileBlender, WindowPlan, pad_to, plan_windows
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,10 @@ class PredictWork(BatchWork):
     def __init__(self, options: PredictOptions, cfg: PreprocessConfig, out_dir: Path | None = None,
                  previous: dict[str, dict[str, Any]] | None = None, first_pass_runtime: Any = None,
                  outputs_meaning: list[str] | None = None, normalizer: Any = None, logits: bool = True,
-                 input_shape: tuple[int, int, int] | None = None, model_meta: dict[str, Any] | None = None) -> None:
+                 input_shape: tuple[int, int, int] | None = None, model_meta: dict[str, Any] | None = None,
+                 size_step: int | None = None) -> None:
         self.model_meta = model_meta or {}
+        self.size_step = size_step  # the runtime's: H/W free in multiples of it (None: input_shape only)
         self.options, self.cfg, self.out_dir = options, cfg, out_dir
         self.normalizer = normalizer or functools.partial(normalize, cfg=cfg)
         self.logits = logits
@@ -114,23 +116,36 @@ class PredictWork(BatchWork):
         h, w = img.shape[:2]
         sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
         small = img if (sh, sw) == (h, w) else cv2.resize(img, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        padded = pad_to_tile(small, size)
-        blender = TileBlender(padded.shape[0], padded.shape[1], size, opts.overlap, opts.floor,
-                              channels=len(self.outputs_meaning) if len(self.outputs_meaning) > 1 else None)
-        meta.update(scale=round(factor, 6), n_tiles=blender.n_tiles)
+        plan = self.plan(sh, sw, opts)
+        padded = pad_to(small, plan.height, plan.width)
+        blender = TileBlender.from_plan(plan, opts.floor,
+                                        channels=len(self.outputs_meaning) if len(self.outputs_meaning) > 1 else None)
+        meta.update(scale=round(factor, 6), n_tiles=blender.n_tiles, window=[plan.win_h, plan.win_w],
+                    computed_px=plan.computed_pixels, output_px=plan.output_pixels)
         state["units_total"] *= blender.n_tiles
         state.update(meta=meta, blender=blender, small_shape=(sh, sw))
         units = self._tiles(padded, blender, opts.batch)
         return state, (with_tta(units, state) if opts.tta else units)
 
+    def plan(self, height: int, width: int, opts: PredictOptions | None = None) -> WindowPlan:
+        """The windows of a scaled image: a model with free height/width and its own scale rule (or an explicit
+        --window) gets the fewest computed pixels (tiling.plan_windows); a fixed-size model its own size."""
+        opts = opts or self.options
+        size = self.input_shape[-1]
+        if opts.window is not None and opts.window != size and not self.size_step:
+            raise InputError(expected_found("--window", f"{size} (this model takes {size}x{size} inputs only)",
+                                            opts.window, "export the model with free height/width"))
+        free = self.size_step if (opts.window is not None or self.model_meta.get("scale")) else None
+        return plan_windows(height, width, size, opts.overlap, step=free, window=opts.window)
+
     def _tiles(self, padded: np.ndarray, blender: TileBlender, step: int) -> Iterator[np.ndarray]:
-        t = blender.tile
+        th, tw = blender.win_h, blender.win_w
         for start in range(0, blender.n_tiles, step):
             k = min(step, blender.n_tiles - start)
-            chunk = np.empty((k, self.input_shape[0], t, t), np.float32)
+            chunk = np.empty((k, self.input_shape[0], th, tw), np.float32)
             for i in range(k):
                 y, x = blender.corner(start + i)
-                chunk[i] = self.normalizer(padded[y:y + t, x:x + t])
+                chunk[i] = self.normalizer(padded[y:y + th, x:x + tw])
             yield chunk
 
     def _factor(self, img: np.ndarray, opts: PredictOptions) -> tuple[float, dict[str, Any]]:
@@ -271,7 +286,9 @@ def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
     if "border" in runtime.outputs:
         from unetpp.runtimes import open_runtime
 
-        return open_runtime("guide", threads=runtime.options.get("threads"))
+        # one thread: a 96x96 call in the prepare thread, while the model's own runtime holds the cores (two
+        # thread pools on the same cores would spin against each other)
+        return open_runtime("guide", threads=1)
     return runtime.inactive_copy()
 
 
@@ -281,7 +298,7 @@ def work_kwargs(runtime: Any, options: PredictOptions) -> dict[str, Any]:
     return {"cfg": runtime.preprocess, "first_pass_runtime": first_pass_copy(runtime, options),
             "outputs_meaning": runtime.outputs, "normalizer": runtime.image_normalizer(),
             "logits": runtime.outputs_are_logits, "input_shape": tuple(runtime.input_shape),
-            "model_meta": runtime.metadata or {}}
+            "model_meta": runtime.metadata or {}, "size_step": getattr(runtime, "size_step", None)}
 
 
 def work_for(runtime: Any, options: PredictOptions, out_dir: Path | None = None,

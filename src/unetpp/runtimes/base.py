@@ -4,6 +4,11 @@ A runtime class states what callers would otherwise hard-code: the model files i
 it accepts (`OPTIONS`), how the common flags `--threads/--device/--dtype` map onto those options (`map_flags`),
 and, once active, the model's input spec (`input_shape`, `static_batch`), its output channels and the
 preprocessing the model was exported with (`preprocess`, read from the model file's metadata).
+
+A model whose height/width are free (a fully convolutional network exported with dynamic H/W) states
+`size_step` (16 for NestedUNet: four 2x poolings): it accepts any H, W that are multiples of it; `input_shape`
+then gives its nominal size (the size it was trained at, 96), which callers that need one fixed size (`infer`,
+the guide's resize protocol) keep using. `size_step` None: the model takes `input_shape` only.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class Runtime(ABC):
         self.options = dict(options)
         self.active = False
         self.static_batch: int | None = None
+        self.size_step: int | None = None  # set by _activate where the model's H/W are free (multiples of it)
         self.output_channels: int | None = None
         self.metadata: dict[str, Any] | None = None  # what the model file says about itself (model/metadata.py)
         # why this runtime and file were chosen (compile/fast.py: runtime, precision, accuracy verified or not)
@@ -144,6 +150,15 @@ class Runtime(ABC):
             raise ModelFileError(expected_found(f"{self.model} output channels", ">= 1", shape[1]))
 
     # -- facts -------------------------------------------------------------------------------------
+    def accepts(self, chw: tuple[int, ...]) -> bool:
+        """Whether one input of shape (C, H, W) can run: the model's own shape, or with free H/W any multiple
+        of size_step."""
+        if tuple(chw) == tuple(self.input_shape):
+            return True
+        step = self.size_step
+        return bool(step) and len(chw) == 3 and chw[0] == self.input_shape[0] and all(
+            d >= step and d % step == 0 for d in chw[1:])
+
     @property
     def preprocess(self) -> PreprocessConfig:
         """The preprocessing the model file declares; without it the guide's defaults, said once per file."""
@@ -187,11 +202,10 @@ class Runtime(ABC):
         if not isinstance(batch, np.ndarray) or batch.dtype != np.float32:
             found = f"{type(batch).__name__} of {getattr(batch, 'dtype', '?')}"
             raise InputError(expected_found(f"{self.name} input", "a float32 numpy array", found))
-        if batch.ndim != 4 or tuple(batch.shape[1:]) != self.input_shape:
-            raise InputError(
-                expected_found(f"{self.name} input shape", f"(N, {', '.join(map(str, self.input_shape))})",
-                               tuple(batch.shape))
-            )
+        if batch.ndim != 4 or not self.accepts(tuple(batch.shape[1:])):
+            want = f"(N, {', '.join(map(str, self.input_shape))})" if not self.size_step else \
+                f"(N, {self.input_shape[0]}, H, W) with H, W multiples of {self.size_step}"
+            raise InputError(expected_found(f"{self.name} input shape", want, tuple(batch.shape)))
         if self.static_batch is not None and batch.shape[0] != self.static_batch:
             raise InputError(expected_found(f"batch size for {self.model.name} (a fixed-batch model)",
                                             self.static_batch, batch.shape[0], "use infer_padded"))
@@ -268,4 +282,5 @@ class Runtime(ABC):
         return {"backend": self.name, "version": self.version(), "options": dict(self.options),
                 "model": str(self.model), "static_batch": self.static_batch,
                 "preprocess_from": "model metadata" if (self.metadata or {}).get("preprocess") else "defaults",
+                **({"size_step": self.size_step} if self.size_step else {}),
                 **({"selection": self.selection} if self.selection else {})}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
-from unetpp.model.metadata import METADATA_KEY, from_props, read_onnx_metadata
+from unetpp.model.metadata import METADATA_KEY, free_size_spec, from_props, read_onnx_metadata
 from unetpp.runtimes.base import Runtime
 
 HINTS = {"throughput": "THROUGHPUT", "latency": "LATENCY"}
@@ -23,7 +23,9 @@ class OpenVinoRuntime(Runtime):
     device (default "CPU"), requests (async requests in flight), denormals ("zero": flush denormals to zero).
 
     A model whose batch axis is dynamic is reshaped to each batch size that arrives and compiled once per size
-    (static shapes run faster on the CPU plugin); a static model accepts only its own batch size.
+    (static shapes run faster on the CPU plugin); a static model accepts only its own batch size. A model with
+    free height/width (declared in its metadata) is compiled with dynamic H/W: one compiled model per batch size
+    serves every image size (a static compile per size costs as much as the dynamic plugin's first call).
     """
 
     name = "openvino"
@@ -83,15 +85,21 @@ class OpenVinoRuntime(Runtime):
         if pshape.rank.is_dynamic or pshape.rank.get_length() != 4:
             raise ModelFileError(expected_found(f"{self.model} input rank", 4, str(pshape)))
         self.static_batch = pshape[0].get_length() if pshape[0].is_static else None
-        if not all(d.is_static for d in list(pshape)[1:]):
+        self.metadata = self._read_metadata()
+        step, nominal = free_size_spec(self.metadata)
+        if pshape[1].is_static and not (pshape[2].is_static and pshape[3].is_static) and step:
+            # free height/width, as the file's metadata declares: one compiled model serves every size
+            self.size_step = step
+            self.input_shape = (pshape[1].get_length(), nominal, nominal)
+        elif not all(d.is_static for d in list(pshape)[1:]):
             raise ModelFileError(expected_found(f"{self.model} input", "(N, C, H, W) with fixed C, H, W", str(pshape)))
-        self.input_shape = tuple(pshape[i].get_length() for i in (1, 2, 3))
+        else:
+            self.input_shape = tuple(pshape[i].get_length() for i in (1, 2, 3))
         oshape = self._ov_model.outputs[-1].get_partial_shape()
         if oshape.rank.is_static:
             self._check_output_spec([d.get_length() if d.is_static else None for d in list(oshape)])
         if oshape.rank.is_static and oshape.rank.get_length() == 4 and oshape[1].is_static:
             self.output_channels = oshape[1].get_length()
-        self.metadata = self._read_metadata()
         self._compiled: dict[int, Any] = {}
         self._requests: dict[int, Any] = {}
         self._idle: dict[int, list[Any]] = {}
@@ -112,8 +120,8 @@ class OpenVinoRuntime(Runtime):
 
     def _compile(self, batch: int) -> None:
         if self.static_batch is None:
-            shape = [batch, *self.input_shape]
-            self._ov_model.reshape({self._ov_model.input(0).any_name: shape})
+            shape = [batch, self.input_shape[0], -1, -1] if self.size_step else [batch, *self.input_shape]
+            self._ov_model.reshape({self._ov_model.input(0).any_name: self._ov.PartialShape(shape)})
         device = str(self.options.get("device", "CPU"))
         compiled = self._core.compile_model(self._ov_model, device, self._config())
         self._compiled[batch] = compiled
@@ -137,18 +145,18 @@ class OpenVinoRuntime(Runtime):
         req = idle.pop() if idle else self._compiled[key].create_infer_request()
         t0 = time.perf_counter()
         req.start_async({0: np.ascontiguousarray(x, dtype=np.float32)}, share_inputs=False)
-        return ("async", (req, key, n, pad, t0))
+        return ("async", (req, key, n, pad, t0, tuple(batch.shape[1:])))
 
     def collect(self, handle: Any) -> tuple[np.ndarray, int]:
         kind, payload = handle
         if kind == "done":
             return payload
-        req, key, n, pad, t0 = payload
+        req, key, n, pad, t0, chw = payload
         req.wait()
         out = np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)[:n]
         self.last_call_ms = self.last_compute_ms = (time.perf_counter() - t0) * 1000.0
         self._idle[key].append(req)
-        self._check_output(out, (n, *self.input_shape))
+        self._check_output(out, (n, *chw))
         return out, pad
 
     def _deactivate(self) -> None:

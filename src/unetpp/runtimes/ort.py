@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
-from unetpp.model.metadata import from_props
+from unetpp.model.metadata import free_size_spec, from_props
 from unetpp.runtimes.base import Runtime
 
 GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -85,6 +85,7 @@ class OrtRuntime(Runtime):
         shape = list(inputs[0].shape)
         if len(shape) != 4:
             raise ModelFileError(expected_found(f"{self.model} input rank", "4 (N, C, H, W)", shape))
+        self.metadata = from_props(sess.get_modelmeta().custom_metadata_map)
         if not all(isinstance(d, int) for d in shape[1:]):
             shape = self._free_size(shape)
         if not all(isinstance(d, int) for d in shape[1:]):
@@ -101,7 +102,6 @@ class OrtRuntime(Runtime):
         if isinstance(out_type, str) and out_type not in ("tensor(float)", "tensor(float16)", "tensor(double)"):
             raise ModelFileError(expected_found(f"{self.model} output type", "floating-point logits (tensor(float))",
                                                 out_type))
-        self.metadata = from_props(sess.get_modelmeta().custom_metadata_map)
         self.active_providers = sess.get_providers()
         self._session = sess
 
@@ -110,7 +110,12 @@ class OrtRuntime(Runtime):
         return self.model
 
     def _free_size(self, shape: list) -> list:
-        """An input whose height/width are free: a subclass may choose the size to run at."""
+        """An input whose height/width are free: runs at any multiple of the step its metadata declares (a unetpp
+        export with dynamic H/W), nominally at its preprocessing size; a subclass may choose one size instead."""
+        step, nominal = free_size_spec(self.metadata)
+        if step and isinstance(shape[1], int):
+            self.size_step = step
+            return [shape[0], shape[1], nominal, nominal]
         return shape
 
     def _providers(self, available: list[str]) -> list[str]:

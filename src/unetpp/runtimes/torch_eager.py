@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
-from unetpp.model.metadata import PREDICT_KEYS, build_metadata
+from unetpp.model.metadata import PREDICT_KEYS, SIZE_STEP, build_metadata, free_size_by_default
 from unetpp.runtimes.base import Runtime
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -67,6 +67,8 @@ class TorchRuntime(Runtime):
         depth = choose_depth(self.options.get("depth"), ds, ckpt.meta, ckpt.path)
         c, s = ckpt.config.input_channels, ckpt.preprocess.size
         self.input_shape = (c, s, s)
+        # fully convolutional, so any multiple of 16 runs; free for the models whose ONNX export is free too
+        self.size_step = SIZE_STEP if free_size_by_default(ckpt.meta) else None
         self.output_channels = ckpt.config.num_classes
         self.metadata = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
                                        **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta},
