@@ -121,12 +121,13 @@ def test_default_plan_runs_a_small_image_as_one_window(shipped_instance_runtime)
     work = work_for(shipped_instance_runtime, PredictOptions())
     plan = work.plan(300, 420)
     assert (plan.n_windows, plan.win_h, plan.win_w) == (1, 304, 432)
-    assert work.plan(300, 420, PredictOptions(window=96)).blend == "hann"  # the 96x96 protocol on demand
+    own = shipped_instance_runtime.input_shape[-1]  # the model's own (training) size
+    assert work.plan(300, 420, PredictOptions(window=own)).blend == "hann"  # the fixed-size protocol on demand
 
 
 def test_fixed_96_model_still_runs_in_96_windows(onnx_model, tmp_path) -> None:
     """A model file that takes 96x96 only (a fixed-size export) runs in 96x96 windows; a larger window is refused."""
-    from unetpp.predict.image import predict_image, predict_one
+    from unetpp.predict.single import predict_image, predict_one
     from unetpp.runtimes import get_runtime
 
     rt = get_runtime("onnxruntime", onnx_model, threads=1).activate()

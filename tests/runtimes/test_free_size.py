@@ -1,5 +1,5 @@
 """Free height/width: the shipped instance model exported with dynamic H/W runs at two sizes on ONNX Runtime and
-OpenVINO (fp32 and the int8 builds of `unetpp compile`) and matches the PyTorch reference; a fixed-96 export
+OpenVINO (fp32 and the int8 builds of `unetpp compile`) and matches the PyTorch reference; a fixed-size export
 keeps refusing other sizes; the guide model still exports fixed."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from unetpp.model.export import synthetic_nuclei
 from unetpp.model.resolve import shipped_checkpoint
 from unetpp.runtimes import get_runtime
 
-SIZES = [(96, 96), (160, 224)]
+SECOND = (160, 224)  # a non-square size, a multiple of 16 on both sides
 ATOL = 1e-3  # fp32 logits, PyTorch vs ORT/OpenVINO (BN folding, summation order)
 
 
@@ -30,13 +30,15 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     base = tmp_path_factory.mktemp("free")
     ckpt = shipped_checkpoint("instance")
-    dyn, fixed = base / "instance_free.onnx", base / "instance_96.onnx"
+    dyn, fixed = base / "instance_free.onnx", base / "instance_fixed.onnx"
     rep = export_onnx(ckpt, dyn)  # the instance model states a scale rule: free H/W by default
     rep_fixed = export_onnx(ckpt, fixed, dynamic_size=False)
     torch_rt = get_runtime("torch", ckpt, threads=2).activate()
-    ref = {s: torch_rt.infer(_inputs(*s)) for s in SIZES}
+    own = torch_rt.input_shape[1:]  # the size the model was trained and exported at (its preprocess size)
+    sizes = [own, SECOND]
+    ref = {s: torch_rt.infer(_inputs(*s)) for s in sizes}
     return {"base": base, "dyn": dyn, "fixed": fixed, "report": rep, "report_fixed": rep_fixed, "ref": ref,
-            "torch": torch_rt}
+            "torch": torch_rt, "own": own, "sizes": sizes}
 
 
 def test_export_states_free_size_and_checks_parity_at_a_second_size(exports: dict) -> None:
@@ -60,8 +62,8 @@ def test_free_size_runs_at_two_sizes_and_matches_torch(exports: dict, backend: s
     pytest.importorskip("openvino") if backend == "openvino" else None
     model = shipped_checkpoint("instance") if backend == "torch" else exports["dyn"]
     rt = get_runtime(backend, model, threads=2).activate()
-    assert rt.size_step == 16 and rt.input_shape == (3, 96, 96)
-    for size in SIZES:
+    assert rt.size_step == 16 and rt.input_shape == (3, *exports["own"])
+    for size in exports["sizes"]:
         y = rt.infer(_inputs(*size))
         assert y.shape == (2, 2, *size)
         assert np.abs(y - exports["ref"][size]).max() < ATOL
@@ -70,13 +72,14 @@ def test_free_size_runs_at_two_sizes_and_matches_torch(exports: dict, backend: s
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_fixed_export_takes_96_only(exports: dict, backend: str) -> None:
+def test_fixed_export_takes_its_own_size_only(exports: dict, backend: str) -> None:
     pytest.importorskip("openvino") if backend == "openvino" else None
     rt = get_runtime(backend, exports["fixed"], threads=2).activate()
     assert rt.size_step is None
-    assert np.abs(rt.infer(_inputs(96, 96)) - exports["ref"][(96, 96)]).max() < ATOL
+    own = exports["own"]
+    assert np.abs(rt.infer(_inputs(*own)) - exports["ref"][own]).max() < ATOL
     with pytest.raises(InputError, match="input shape"):
-        rt.infer(_inputs(160, 224))
+        rt.infer(_inputs(*SECOND))
 
 
 @pytest.mark.parametrize("backend, suffix", [("onnxruntime", ".onnx"), ("openvino", ".xml")])
@@ -96,7 +99,7 @@ def test_int8_builds_keep_free_size(exports: dict, backend: str, suffix: str, tm
     compile_model(exports["dyn"], backend, out, int8=True, calib=calib, calib_count=3)
     rt = get_runtime(backend, out, threads=2).activate()
     assert rt.size_step == 16
-    for size in SIZES:
+    for size in exports["sizes"]:
         y = rt.infer(_inputs(*size))
         ref = exports["ref"][size]
         assert y.shape == ref.shape
