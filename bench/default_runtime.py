@@ -34,8 +34,8 @@ def run(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
-def one(name: str, extra: list[str], a: argparse.Namespace, env: dict[str, str]) -> dict:
-    tag = "fp32" if extra else "default"
+def one(name: str, extra: list[str], a: argparse.Namespace, env: dict[str, str], tag: str | None = None) -> dict:
+    tag = tag or ("fp32" if extra else "default")
     pred, ev = a.out / tag, a.out / f"{tag}_eval"
     cmd = [*UNETPP, "predict", str(a.data / "stage1_train"), "--ids", str(a.data / "val_ids.txt"), "-o", str(pred),
            "--no-progress", "--overwrite", "--no-resume", "--threads", str(a.threads), *extra]

@@ -27,6 +27,10 @@ def main() -> None:
     ap.add_argument("--select", type=Path, required=True, help="bench/instance_select.py's JSON for it")
     ap.add_argument("--key", default=None, help="the checkpoint's key in that JSON (default: the one matching "
                     "--ckpt's path, else the only one)")
+    ap.add_argument("--default-depth", type=int, choices=(1, 2, 3, 4), default=None,
+                    help="the output depth predict runs by default (UNet++ pruning; a deeply supervised model only): "
+                    "the fastest whose selection-set mAP is within 0.01 of full depth")
+    ap.add_argument("--depth-report", default=None, help="where that depth was chosen (recorded in the metadata)")
     ap.add_argument("--out", type=Path, default=SHIPPED_MODELS["instance"])
     args = ap.parse_args()
     found = json.loads(args.select.read_text())["checkpoints"]
@@ -43,8 +47,15 @@ def main() -> None:
     meta["seed_params"] = chosen.to_dict()
     meta["selection"] = {"report": str(args.select), "ids": "src/unetpp/data/splits/selection_ids.txt",
                          "chosen": entry["chosen"]["all"], "fold_spread": entry["chosen"]["fold_spread"]}
+    if args.default_depth is not None:
+        if args.default_depth < 4 and not ck.config.deep_supervision:
+            raise SystemExit(f"--default-depth {args.default_depth} needs a deeply supervised model; "
+                             f"{args.ckpt} is not")
+        meta["default_depth"] = args.default_depth
+        meta["default_depth_chosen_on"] = args.depth_report
     save_checkpoint(args.out, ck.model, ck.preprocess, meta=meta)
-    print(f"{args.out}: epoch {meta.get('epoch')}, seeds {chosen.to_dict()}, sha256 {file_sha256(args.out)}")
+    print(f"{args.out}: epoch {meta.get('epoch')}, default depth {meta.get('default_depth', 4)}, "
+          f"seeds {chosen.to_dict()}, sha256 {file_sha256(args.out)}")
 
 
 if __name__ == "__main__":

@@ -153,7 +153,9 @@ def export_bioimageio(
     """Build the package `out` (.zip) from a checkpoint (default: the shipped one); return a report."""
     from unetpp.data.preprocess import normalize
     from unetpp.eval.metrics import sigmoid
+    from unetpp.model.depth import choose_depth
     from unetpp.model.export import export_onnx
+    from unetpp.model.network import PrunedNestedUNet
 
     if Path(out).suffix.lower() != ".zip":  # write_package checks it too; here before the export work
         raise InputError(expected_found("package file name", "a name ending in .zip", Path(out).name))
@@ -166,7 +168,9 @@ def export_bioimageio(
         raise InputError(expected_found("checkpoint input", "3 channels in RGB or BGR order",
                                         f"{cfg.input_channels} channels, order {pre.channel_order}"))
     flip = channel_names(order) != channel_names(pre.channel_order)
-    net = ZooNet(ckpt.model, flip).eval()
+    # a deeply supervised model is packaged at its own default depth (the pruned graph predict runs)
+    depth = choose_depth(None, cfg.deep_supervision, ckpt.meta, ckpt.path)
+    net = ZooNet(PrunedNestedUNet(ckpt.model, depth) if cfg.deep_supervision else ckpt.model, flip).eval()
     s = pre.size
     img_bgr = synthetic_image(s)
     img_pkg = img_bgr[..., ::-1] if order == "rgb" else img_bgr
@@ -177,7 +181,7 @@ def export_bioimageio(
 
     with tempfile.TemporaryDirectory(prefix="unetpp-zoo-") as d:
         work = Path(d)
-        native = export_onnx(ckpt.path, work / "native.onnx", opset=opset, up_mode=cfg.up_mode)
+        native = export_onnx(ckpt.path, work / "native.onnx", opset=opset, up_mode=cfg.up_mode, depth=depth)
         logits = _ort_run(work / "native.onnx", normalize(img_bgr, pre)[None])
         test_output = sigmoid(logits).astype(np.float32)
         onnx_path, ts_path = _export_weights(net, s, 3, opset, work)
