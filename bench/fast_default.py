@@ -57,6 +57,15 @@ def network_costs() -> dict[int, dict[str, float]]:
     return costs
 
 
+def default_depth_of_shipped() -> int:
+    from unetpp.model.checkpoint import load_checkpoint
+    from unetpp.model.depth import default_depth
+    from unetpp.model.resolve import shipped_checkpoint
+
+    path = shipped_checkpoint("instance")
+    return default_depth(load_checkpoint(path).meta, path)
+
+
 def build(depth: int, threads: int, env: dict[str, str]) -> dict:
     t0 = time.perf_counter()
     code = ("import json; from unetpp.compile.fast import choose_runtime; "
@@ -80,10 +89,11 @@ def markdown(doc: dict) -> str:
     base = next(iter(doc["results"].values()))["images_per_s"] or 1.0
     for name, r in doc["results"].items():
         sel = r.get("selection") or {}
-        d = sel.get("depth") or r.get("depth")
-        cost = doc["costs"].get(str(d), {}) if d else {}
+        own = 4 if " --model " in r["command"] else doc.get("default_depth", 4)  # the previous model: no heads
+        d = sel.get("depth") or r.get("depth") or own  # None: the model's own default
+        cost = doc["costs"].get(str(d), {})  # the previous model (no heads): the same network as depth 4
         what = f"{sel.get('runtime', r['backend'])} {sel.get('precision', '')}".strip()
-        lines.append(f"| {name} | {what} | {d or 4} | {cost.get('parameters', '')} | "
+        lines.append(f"| {name} | {what} | {d} | {cost.get('parameters', '')} | "
                      f"{cost.get('gflops_per_mpx', '')} | {r['map']:.4f} | {r['ap_50']:.4f} | {r['pixel_iou']:.4f} | "
                      f"{r['n_pred']:,} | {r['images_per_s'] or 0:.2f} | {(r['images_per_s'] or 0) / base:.2f}x |")
     lines += ["", "One-time builds (first use of each depth, then cached; int8 calibrated and checked on the shipped "
@@ -117,7 +127,8 @@ def main() -> None:
         r["depth"] = int(extra[extra.index("--depth") + 1]) if "--depth" in extra else None
         print(f"{name}: mAP {r['map']:.4f}  {r['n_pred']}/{r['n_true']}  {r['images_per_s']:.2f} img/s", flush=True)
     doc = {"results": results, "builds": builds, "costs": {str(k): v for k, v in costs.items()},
-           "machine": describe_machine(), "command": "python bench/fast_default.py " + " ".join(sys.argv[1:]),
+           "default_depth": default_depth_of_shipped(), "machine": describe_machine(),
+           "command": "python bench/fast_default.py " + " ".join(sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M"),
            "load_average": {"start": [round(x, 2) for x in load_before],
                             "end": [round(x, 2) for x in os.getloadavg()]}}
