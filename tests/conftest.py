@@ -75,3 +75,12 @@ def onnx_model(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("onnx") / "nested_unet.onnx"
     export_onnx(random_checkpoint, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def instance_size() -> int:
+    """The shipped instance model's own input size (its training crop): the fixed-window protocol runs at it."""
+    from unetpp.model.checkpoint import load_checkpoint
+    from unetpp.model.resolve import shipped_checkpoint
+
+    return load_checkpoint(shipped_checkpoint("instance")).preprocess.size

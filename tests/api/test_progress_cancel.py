@@ -21,9 +21,10 @@ def _discs_rgb() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model():
-    # 96x96 windows in small batches: several runtime calls per image (by default a small image is one window)
-    with unetpp.load(batch=2, window=96) as m:
+def model(instance_size):
+    # the model's own fixed windows in small batches: several runtime calls per image (by default a small image
+    # is one window)
+    with unetpp.load(batch=2, window=instance_size) as m:
         yield m
 
 

@@ -194,7 +194,7 @@ def test_an_unwritable_cache_falls_back_to_a_temporary_one(cli, images: Path, ra
     home.chmod(0o700)
     assert r.rc == 0, r.err
     assert r.err.count("cannot be written; using") == 1 and r.says("UNETPP_CACHE"), r.err
-    assert list((tmp_path / "tmp").glob("unetpp-cache-*/onnx/*.onnx"))
+    assert list((tmp_path / "tmp").glob("unetpp-cache-*/onnx/**/*.onnx"))
 
 
 def test_the_api_says_what_it_expected(images: Path, onnx_model: Path, tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def _read(path: Path) -> np.ndarray:
 
 
 @pytest.mark.data
-def test_cli_predict_val_image_end_to_end(dsb_root: Path, tmp_path: Path, capsys):
+def test_cli_predict_val_image_end_to_end(dsb_root: Path, tmp_path: Path, capsys, instance_size):
     sample = dsb_root / "stage1_train" / VAL_ID
     gt = np.any([_read(p) > 127 for p in (sample / "masks").glob("*.png")], axis=0)
     ids = tmp_path / "ids.txt"
@@ -104,7 +104,7 @@ def test_cli_predict_val_image_end_to_end(dsb_root: Path, tmp_path: Path, capsys
         assert counts[1].split(",")[1:5] == ["256", "320", mode, str(labels.max())]
         summary = json.loads((out / "predict_summary.json").read_text())
         assert summary["n_predicted"] == 1 and summary["n_failed"] == 0
-    assert summary["images"][0]["scale"] == pytest.approx(96 / 256)
+    assert summary["images"][0]["scale"] == pytest.approx(instance_size / 256)  # resize: the model's size
     # a rerun with the same settings skips the complete image and rewrites nothing
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.startswith(VAL_ID)}
     assert main(argv) == 0

@@ -40,7 +40,7 @@ def _assert_refused(r: httpx.Response, status: int, *words: str) -> None:
         assert w.lower() in text, (w, body)
 
 
-def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
+def test_health_needs_no_token_and_everything_else_does(server: Server, instance_size: int) -> None:
     assert httpx.get(server.url + "/v1/health").json() == {"status": "ok", "ready": True}
     for method, path in (("GET", "/v1/ready"), ("GET", "/v1/model"), ("GET", "/metrics"),
                          ("POST", "/v1/segment"), ("POST", "/v1/segment.zip")):
@@ -56,7 +56,7 @@ def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
     own = shipped_cards()["instance"]  # the model's own figures, from its card, not the guide model's
     assert card["accuracy"]["summary"] == own["summary"] and "guide_iou_96px" not in card["accuracy"]
     assert card["accuracy"]["full_resolution_tile_auto"] == own["figures"]["full_resolution_tile_auto"]
-    assert card["outputs"] == ["foreground", "border"] and card["preprocessing"]["size"] == 96
+    assert card["outputs"] == ["foreground", "border"] and card["preprocessing"]["size"] == instance_size
     assert httpx.get(server.url + "/").text.startswith("<!doctype html>")  # the page itself holds no data
 
 

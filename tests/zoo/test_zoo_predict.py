@@ -66,14 +66,16 @@ def test_a_package_with_a_wrong_hash_is_refused(shipped_package: Path, tmp_path:
     assert rc == 2 and "sha-256: expected" in err.lower() and "Traceback" not in err
 
 
-def test_the_instance_model_travels_with_its_protocol(instance_package: Path, tmp_path: Path) -> None:
+def test_the_instance_model_travels_with_its_protocol(instance_package: Path, tmp_path: Path,
+                                                     instance_size: int) -> None:
     """`export instance --format bioimageio`: the package declares both outputs and carries the scale rule, so
     `predict --model PKG` runs the instance protocol (tile at nuclei@150, seeds + watershed) with the native
-    path's labels. The package's ONNX takes 96x96 only, so it runs in 96x96 windows: the native path with
-    `--window 96` (its default runs the whole image through its free-size export)."""
+    path's labels. The package's ONNX takes the model's own size only (its training crop), so it runs in windows
+    of that size: the native path with `--window <that size>` (its default runs the whole image through its
+    free-size export)."""
     pkg = instance_package
     img = _discs(tmp_path / "discs.png")
-    for name, model in (("native", ["--window", "96"]), ("package", ["--model", str(pkg)])):
+    for name, model in (("native", ["--window", str(instance_size)]), ("package", ["--model", str(pkg)])):
         assert main(["predict", str(img), "-o", str(tmp_path / name), "--no-progress", *model]) == 0
     assert (tmp_path / "native" / "discs_labels.png").read_bytes() == \
         (tmp_path / "package" / "discs_labels.png").read_bytes()
