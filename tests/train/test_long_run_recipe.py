@@ -35,6 +35,15 @@ def _cfg(**kw) -> InstanceTrainConfig:
     return InstanceTrainConfig(**{**base, **kw})
 
 
+def _three_outputs(tmp_path):
+    from unetpp.config import ModelConfig
+    from unetpp.model.network import build_model
+
+    path = tmp_path / "three.pt"
+    save_checkpoint(path, build_model(ModelConfig(num_classes=3)))
+    return path
+
+
 def test_deep_supervision_init_copies_final_into_every_head(tmp_path):
     src = init_instance_model("none", seed=5)
     path = tmp_path / "instance.pt"
@@ -48,8 +57,11 @@ def test_deep_supervision_init_copies_final_into_every_head(tmp_path):
     with torch.no_grad():  # the full-depth head of the copy is the source model
         assert torch.equal(ds(x)[-1], src(x))
     save_checkpoint(tmp_path / "ds.pt", ds)
-    with pytest.raises(CheckpointError, match="deep supervision"):
-        init_instance_model(str(tmp_path / "ds.pt"), seed=0, deep_supervision=False)
+    plain = init_instance_model(str(tmp_path / "ds.pt"), seed=0, deep_supervision=False).eval()
+    with torch.no_grad():  # without deep supervision the full-depth head becomes `final`
+        assert torch.equal(plain(x), ds(x)[-1])
+    with pytest.raises(CheckpointError, match="1- or 2-output"):
+        init_instance_model(str(_three_outputs(tmp_path)), seed=0)
     guide_init = init_instance_model("shipped", seed=0, deep_supervision=True)  # a 1-output guide checkpoint
     assert guide_init.final4.weight.shape == (2, 32, 1, 1)
     assert torch.equal(guide_init.final1.weight[:1], load_checkpoint(None).model.final.weight)

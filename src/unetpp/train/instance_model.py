@@ -102,18 +102,23 @@ def init_instance_model(init: str, seed: int, deep_supervision: bool = False) ->
     """A 2-output model: every weight from the checkpoint `init` ("shipped", a path, or "none" for a random start).
     From a 1-output (guide) checkpoint `final` channel 0 is the checkpoint's and channel 1 is freshly initialised
     from `seed`; a 2-output (instance) checkpoint is taken whole, to continue training with another recipe. With
-    deep supervision and a checkpoint without it, each head X0,k starts as a copy of the checkpoint's `final`."""
+    deep supervision and a checkpoint without it, each head X0,k starts as a copy of the checkpoint's `final`;
+    without deep supervision and a checkpoint with it, the full-depth head X0,4 becomes `final` (the others are
+    dropped)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(instance_model_config(deep_supervision))
     if init == "none":
         return model
     src = load_checkpoint(None if init == "shipped" else Path(init))
-    if src.config.num_classes not in (1, len(OUTPUTS)) or (src.config.deep_supervision and not deep_supervision):
+    if src.config.num_classes not in (1, len(OUTPUTS)):
         raise CheckpointError(expected_found(f"initial checkpoint {src.path}", f"a 1- or {len(OUTPUTS)}-output "
-                                             "NestedUNet (with deep supervision only when training with it)",
-                                             str(src.config)))
+                                             "NestedUNet", str(src.config)))
     state = {k: v.clone() for k, v in src.model.state_dict().items()}
+    if src.config.deep_supervision and not deep_supervision:
+        state["final.weight"], state["final.bias"] = state[f"{HEADS[-1]}.weight"], state[f"{HEADS[-1]}.bias"]
+        for head in HEADS:
+            state.pop(f"{head}.weight"), state.pop(f"{head}.bias")
     own = model.state_dict()
     if src.config.num_classes == 1:
         head = "final" if "final.weight" in own else HEADS[-1]
