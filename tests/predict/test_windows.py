@@ -141,3 +141,18 @@ def test_fixed_96_model_still_runs_in_96_windows(onnx_model, tmp_path) -> None:
     assert rec["output_px"] == 150 * 230
     with pytest.raises(InputError, match="96x96 inputs only"):
         predict_image(img, rt, PredictOptions(mode="tile", scale=1.0, window=256))
+
+
+def test_tta_runs_on_a_non_square_whole_image_window(shipped_instance_runtime) -> None:
+    """--tta on a free-size model: the quarter turns of a non-square window have the other shape; they run one by
+    one and fold back onto the image."""
+    from unetpp.predict.image import predict_image
+
+    rng = np.random.default_rng(1)
+    img = np.full((100, 150, 3), 10, np.uint8)
+    for _ in range(6):
+        cv2.circle(img, (int(rng.integers(20, 130)), int(rng.integers(20, 80))), 9, (200, 190, 180), -1)
+    res = predict_image(img, shipped_instance_runtime, PredictOptions(mode="tile", scale=1.0, tta=True))
+    plain = predict_image(img, shipped_instance_runtime, PredictOptions(mode="tile", scale=1.0))
+    assert res["prob"].shape == plain["prob"].shape == (100, 150)
+    assert np.mean((res["prob"] >= 0.5) == (plain["prob"] >= 0.5)) > 0.97
