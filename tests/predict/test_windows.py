@@ -80,7 +80,7 @@ def test_window_option_is_checked() -> None:
     with pytest.raises(InputError, match="multiple of 16"):
         plan_windows(300, 300, step=16, window=200)
     # a window smaller than two default margins keeps what margin it can: 96 px -> 32 px each side
-    small = plan_windows(300, 300, step=16, window=96)
+    small = plan_windows(300, 300, tile=128, step=16, window=96)  # a model of 128 px, 96 px windows
     assert small.win_h == 96 and all(b - a <= 96 - 64 for a, b in zip(small.ys, small.ys[1:]))
 
 
