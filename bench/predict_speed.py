@@ -4,8 +4,9 @@
     python bench/predict_speed.py --runtime openvino --model runs/instance_rt/instance_int8.xml --precision int8
 
 Two variants of the default instance model (scale rule nuclei@150, seeds + watershed), same runtime:
-- `today`: the fixed 96x96 protocol (windows at 25 % overlap, Hann blend). With ONNX Runtime / OpenVINO it runs a
-  fixed-96 export of the model (what `predict` ran before free height/width), else `--window 96`;
+- `today`: the fixed-size protocol (windows of the model's own training size, 96 or 128, at 25 % overlap, Hann
+  blend). With ONNX Runtime / OpenVINO it runs a fixed-size export of the model (what `predict` ran before free
+  height/width), with torch `--window` = the model's own size;
 - `windows`: the per-image windows (predict.tiling.plan_windows: the whole scaled image padded to 16 up to 1 Mpx,
   else stitched windows of up to 512 px).
 Per variant: end-to-end images/s of `predict_paths` (reading, first pass, windows, seeds, writing; warm-up
@@ -14,7 +15,7 @@ units run in the driver's batches: one shape per batch, `--batch` units), comput
 areas over scaled-image pixels), val mAP / AP@0.5 / pixel IoU / nuclei predicted (eval.instance_eval).
 Seams: the maximum probability difference (both output channels, at the model's scale) between the blended windows
 and a single whole-image pass of the free-size model: on every image the automatic plan windows, and on the
-`--seam-images` largest scaled images with windows forced to `--seam-window` px (and for today's 96 windows).
+`--seam-images` largest scaled images with windows forced to `--seam-window` px (and for today's fixed windows).
 Results accumulate in bench/results/predict_speed.json under `--label` (default RUNTIME_PRECISION; a label run
 again replaces its entry); predict_speed.md is rewritten from all entries.
 """
@@ -41,9 +42,9 @@ def _runtime(model: str | Path, a: argparse.Namespace) -> Any:
     return open_runtime(model, backend=a.runtime, threads=a.threads)
 
 
-def fixed_96_model(a: argparse.Namespace) -> Path | str:
-    """Today's model file for this runtime: the instance checkpoint exported with fixed 96x96 H/W (ONNX; the IR
-    runtime reads ONNX too); the torch runtime runs the checkpoint itself (with --window 96)."""
+def fixed_size_model(a: argparse.Namespace) -> Path | str:
+    """Today's model file for this runtime: the instance checkpoint exported with fixed H/W (its own size; ONNX,
+    which the IR runtime reads too); the torch runtime runs the checkpoint itself (with --window = its size)."""
     if a.runtime == "torch":
         return a.model
     if a.baseline_model:
@@ -51,10 +52,32 @@ def fixed_96_model(a: argparse.Namespace) -> Path | str:
     from unetpp.model.export import export_onnx
     from unetpp.model.resolve import model_source
 
-    out = a.out / "instance_fixed96.onnx"
+    out = a.out / "instance_fixed_size.onnx"
     if not out.is_file():
         export_onnx(model_source("instance"), out, dynamic_size=False)
     return out
+
+
+def _checkpoint_sha(model: str) -> str | None:
+    """The SHA-256 of the checkpoint behind `--model` (a shipped name or a .pt), None for another kind of file."""
+    from unetpp.atomic import file_sha256
+    from unetpp.model.resolve import model_source
+
+    path = model_source(model)
+    return file_sha256(path) if path.suffix in (".pt", ".pth") else None
+
+
+def today_options(a: argparse.Namespace) -> Any:
+    """Today's options: the fixed-size export plans its own windows; the torch runtime (free size) is told its
+    own size as the window."""
+    from unetpp.predict.image import PredictOptions
+
+    if a.runtime != "torch":
+        return PredictOptions(batch=a.batch)
+    rt = _runtime(a.model, a).activate()
+    own = int(rt.input_shape[-1])
+    rt.deactivate()
+    return PredictOptions(batch=a.batch, window=own)
 
 
 def items_for(a: argparse.Namespace, ids: list[str]) -> list[Any]:
@@ -76,9 +99,6 @@ def end_to_end(name: str, model: Any, options: Any, a: argparse.Namespace, ids: 
     recs = s["images"]
     computed = sum(int(r["computed_px"]) for r in recs if r.get("computed_px"))
     output = sum(int(r["output_px"]) for r in recs if r.get("output_px"))
-    if not computed:  # a record without the window figures: count them from n_tiles (96x96 windows)
-        computed = sum(int(r["n_tiles"]) * 96 * 96 for r in recs)
-        output = sum(round(r["height"] * r["scale"]) * round(r["width"] * r["scale"]) for r in recs)
     return {"out": str(out), "images_per_s": s["images_per_s"], "wall_s": round(wall, 2),
             "driver_wall_s": s["timing"]["wall_s"], "n_units": s["timing"]["n_units"],
             "mean_batch": s["timing"]["mean_batch"], "throughput_compute_in_run": s["timing"]["throughput_compute"],
@@ -168,14 +188,14 @@ def _whole(state: dict[str, Any], work: Any, rt: Any) -> np.ndarray:
 
 def seams(model: Any, fixed: Any, a: argparse.Namespace, ids: list[str], e2e_dir: Path) -> dict[str, Any]:
     """Max |p_windows - p_whole| where the automatic plan windows, and on the largest images with windows forced to
-    --seam-window px and with today's 96x96 windows (fixed export)."""
+    --seam-window px and with today's fixed-size windows (fixed export)."""
     from unetpp.predict.image import PredictOptions
 
     rt = _runtime(model, a).activate()
     auto = _work(rt, PredictOptions())
     forced = _work(rt, PredictOptions(window=a.seam_window))
     rt96 = _runtime(fixed, a).activate()
-    today = _work(rt96, PredictOptions(window=96) if a.runtime == "torch" else PredictOptions())
+    today = _work(rt96, today_options(a))
     summary = json.loads((e2e_dir / "predict_summary.json").read_text())
     by_stem = {r["stem"]: r for r in summary["images"]}
     several = [i for i in ids if (by_stem.get(i) or {}).get("n_tiles", 1) > 1]
@@ -212,7 +232,7 @@ def evaluate(pred_dir: str, a: argparse.Namespace, ids: list[str]) -> dict[str, 
 
 def table(doc: dict[str, Any]) -> str:
     m = doc["machine"]
-    lines = ["# `unetpp predict`: 96x96 windows vs per-image windows, 134 val ids, full resolution", "",
+    lines = ["# `unetpp predict`: fixed-size windows vs per-image windows, 134 val ids, full resolution", "",
              f"{m['cpu']} ({m['usable_cores']} usable cores, shared with other jobs: 1-minute load average at the "
              "start/end of each run in the JSON). The default instance model (nuclei@150, seeds + watershed). "
              "Commands: the `command` of each entry.", "",
@@ -247,7 +267,7 @@ def table(doc: dict[str, Any]) -> str:
         s = e.get("seams") or {}
         for key, what in (("auto", "automatic plan, where it windows"),
                           ("forced", f"forced {s.get('seam_window')} px stitched, largest images"),
-                          ("today_96", "today's 96x96 Hann blend, same images")):
+                          ("today_96", "today's fixed-size Hann blend, same images")):
             r = s.get(key)
             if not r:
                 continue
@@ -268,7 +288,7 @@ def main() -> None:
     ap.add_argument("--runtime", default="onnxruntime", choices=("onnxruntime", "openvino", "torch"))
     ap.add_argument("--model", default="instance", help="the free-size model (default: the shipped instance "
                     "model; ONNX Runtime/OpenVINO use its free-size ONNX export; an int8 .xml/.onnx from compile)")
-    ap.add_argument("--baseline-model", default=None, help="today's fixed-96 model file (default: exported here)")
+    ap.add_argument("--baseline-model", default=None, help="today's fixed-size model file (default: exported here)")
     ap.add_argument("--precision", default="fp32", help="a label for the model's precision (fp32, int8, ...)")
     ap.add_argument("--label", default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -287,13 +307,14 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     ids = (a.ids or a.data / "val_ids.txt").read_text().split()
     label = a.label or f"{a.runtime}_{a.precision}"
-    fixed = fixed_96_model(a)
-    specs = {"today": (fixed, PredictOptions(batch=a.batch, window=96 if a.runtime == "torch" else None)),
+    fixed = fixed_size_model(a)
+    specs = {"today": (fixed, today_options(a)),
              "windows": (a.model, PredictOptions(batch=a.batch))}
     entry: dict[str, Any] = {"command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
                              "date": time.strftime("%Y-%m-%d %H:%M"), "runtime": a.runtime,
                              "precision": a.precision, "threads": a.threads, "batch": a.batch, "n_ids": len(ids),
-                             "model": str(a.model), "baseline_model": str(fixed), "variants": {}}
+                             "model": str(a.model), "baseline_model": str(fixed), "variants": {},
+                             "checkpoint_sha256": _checkpoint_sha(a.model)}
     for name in a.variants.split(","):
         model, opts = specs[name]
         e2e = end_to_end(name, model, opts, a, ids)

@@ -200,3 +200,32 @@ def test_a_rerun_removes_the_temporary_files_a_killed_run_left(toy: Path, tmp_pa
     (tmp_path / ".other.txt.k1ll3d00.tmp").write_text("not ours")
     run_batches([("b", 1, 1.0)], ListWork(tmp_path), _rt(toy), DriverSettings(warmup=0))
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".npz") == [".other.txt.k1ll3d00.tmp", "b.txt"]
+
+
+class SizedWork(ListWork):
+    """Items are (name, n_units, value, side): units of side x side pixels (a free-size model's windows)."""
+
+    def prepare(self, item):
+        name, n, value, side = item
+        return {"means": [None] * n}, [np.full((n, 3, side, side), value, np.float32)]
+
+
+def test_a_batch_holds_units_of_one_size(toy: Path) -> None:
+    """Units of another size run the pending batch first: every runtime call has one shape, and every output
+    comes back to its own item and unit."""
+    rt = get_runtime("toy", toy)
+    shapes: list[tuple[int, ...]] = []
+    rt.activate()
+    rt.size_step = 4  # this toy model takes any multiple of 4
+    infer = rt._infer
+
+    def spy(batch: np.ndarray) -> np.ndarray:
+        shapes.append(batch.shape)
+        return infer(batch)
+
+    rt._infer = spy
+    items = [("a", 3, 1.0, 4), ("b", 2, 2.0, 8), ("c", 3, 3.0, 8), ("d", 1, 4.0, 4)]
+    res = run_batches(items, SizedWork(), rt, DriverSettings(batch_size=4, warmup=0))
+    assert [r["means"] for r in res.records] == [[4.0] * 3, [9.0] * 2, [14.0] * 3, [19.0]]  # 5 v - 1
+    # a: 3 units of 4x4; b + c: 5 units of 8x8 in batches of 4 and 1; d: one 4x4
+    assert [s[0] for s in shapes] == [3, 4, 1, 1] and [s[2] for s in shapes] == [4, 8, 8, 4]

@@ -79,6 +79,9 @@ def test_window_option_is_checked() -> None:
         PredictOptions(window=8)
     with pytest.raises(InputError, match="multiple of 16"):
         plan_windows(300, 300, step=16, window=200)
+    # a window smaller than two default margins keeps what margin it can: 96 px -> 32 px each side
+    small = plan_windows(300, 300, tile=128, step=16, window=96)  # a model of 128 px, 96 px windows
+    assert small.win_h == 96 and all(b - a <= 96 - 64 for a, b in zip(small.ys, small.ys[1:]))
 
 
 def _real_image(dsb_root, val_ids, size: tuple[int, int]) -> np.ndarray:
@@ -141,3 +144,18 @@ def test_fixed_96_model_still_runs_in_96_windows(onnx_model, tmp_path) -> None:
     assert rec["output_px"] == 150 * 230
     with pytest.raises(InputError, match="96x96 inputs only"):
         predict_image(img, rt, PredictOptions(mode="tile", scale=1.0, window=256))
+
+
+def test_tta_runs_on_a_non_square_whole_image_window(shipped_instance_runtime) -> None:
+    """--tta on a free-size model: the quarter turns of a non-square window have the other shape; they run one by
+    one and fold back onto the image."""
+    from unetpp.predict.single import predict_image
+
+    rng = np.random.default_rng(1)
+    img = np.full((100, 150, 3), 10, np.uint8)
+    for _ in range(6):
+        cv2.circle(img, (int(rng.integers(20, 130)), int(rng.integers(20, 80))), 9, (200, 190, 180), -1)
+    res = predict_image(img, shipped_instance_runtime, PredictOptions(mode="tile", scale=1.0, tta=True))
+    plain = predict_image(img, shipped_instance_runtime, PredictOptions(mode="tile", scale=1.0))
+    assert res["prob"].shape == plain["prob"].shape == (100, 150)
+    assert np.mean((res["prob"] >= 0.5) == (plain["prob"] >= 0.5)) > 0.97

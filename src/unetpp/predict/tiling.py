@@ -184,6 +184,8 @@ def plan_windows(height: int, width: int, tile: int = 96, overlap: float = DEFAU
     if window is None and ph * pw <= max_pixels:
         return WindowPlan(height, width, ph, pw, ph, pw, (0,), (0,), "stitch")
     largest = window or large
+    if window is not None:  # a small window keeps what margin it can (96 px: 32 px each side)
+        margin = min(margin, (window - step) // 2 // step * step)
     wh, ys = stitched_axis(ph, largest, margin, step)
     ww, xs = stitched_axis(pw, largest, margin, step)
     return WindowPlan(height, width, ph, pw, wh, ww, tuple(ys), tuple(xs), "stitch")

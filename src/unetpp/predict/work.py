@@ -243,7 +243,12 @@ def with_tta(chunks: Iterator[np.ndarray], state: dict[str, Any]) -> Iterator[np
     """Each unit becomes its 8 views (consecutive units); accept() averages them back (tta_collect)."""
     state["tta"] = {}
     for chunk in chunks:
-        yield np.ascontiguousarray(np.stack([_view(u, v) for u in chunk for v in range(TTA_VIEWS)]))
+        views = [_view(u, v) for u in chunk for v in range(TTA_VIEWS)]
+        if all(v.shape == views[0].shape for v in views):
+            yield np.ascontiguousarray(np.stack(views))
+        else:  # a non-square window (a free-size model): its quarter turns have the other shape; in order, one by one
+            for v in views:
+                yield np.ascontiguousarray(v[None])
 
 
 def tta_collect(acc: dict[int, list], start: int, probs: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
