@@ -52,6 +52,28 @@ def one(name: str, extra: list[str], a: argparse.Namespace, env: dict[str, str],
             **{k: s[k] for k in ("map", "ap_50", "ap_75", "pixel_iou", "n_true", "n_pred")}}
 
 
+def choose_in_subprocess(env: dict[str, str], threads: int, depth: int | None = None) -> tuple[dict, float]:
+    """The default runtime's choice for the shipped instance model (building and checking it on first use) in a
+    fresh process with `env`'s model cache: (its record, seconds)."""
+    t0 = time.perf_counter()
+    code = ("import json; from unetpp.compile.fast import choose_runtime; "
+            f"c = choose_runtime('instance', depth={depth}, threads={threads}); print(json.dumps(c.describe()))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1]), round(time.perf_counter() - t0, 1)
+
+
+def provenance(script: str, load_before: tuple[float, float, float]) -> dict:
+    """Machine, command, date and the load average at the start and now: what every result file records."""
+    from unetpp.bench.machine import describe_machine
+
+    return {"machine": describe_machine(), "command": f"python bench/{script} " + " ".join(sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "load_average": {"start": [round(x, 2) for x in load_before],
+                             "end": [round(x, 2) for x in os.getloadavg()]}}
+
+
 def table(doc: dict) -> str:
     m, b = doc["machine"], doc["build"]
     load = doc.get("load_average") or {"start": ["?"], "end": ["?"]}
@@ -93,21 +115,14 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="model cache (default: a fresh one under --out)")
     a = ap.parse_args()
     from unetpp.atomic import write_json_atomic, write_text_atomic
-    from unetpp.bench.machine import describe_machine
 
     cache = a.cache or a.out / f"cache-{time.strftime('%Y%m%d-%H%M%S')}"
     env = {**os.environ, "UNETPP_CACHE": str(cache)}
     env.pop("UNETPP_DEFAULT_RUNTIME", None)
     load_before = os.getloadavg()
-    t0 = time.perf_counter()
-    code = ("import json; from unetpp.compile.fast import choose_runtime; "
-            f"c = choose_runtime('instance', threads={a.threads}); print(json.dumps(c.describe()))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr[-2000:])
-    sel = json.loads(out.stdout.strip().splitlines()[-1])
+    sel, seconds = choose_in_subprocess(env, a.threads)
     record = next(Path(cache, "fast").glob("*/*.check.json"), None)
-    build = {"seconds": round(time.perf_counter() - t0, 1), "runtime": sel["runtime"],
+    build = {"seconds": seconds, "runtime": sel["runtime"],
              "check": json.loads(record.read_text()) if record else None}
     print(f"build: {build['seconds']} s -> {sel['runtime']} {sel['precision']} verified={sel['verified']}", flush=True)
     results = {}
@@ -116,11 +131,7 @@ def main() -> None:
         r = results[name]
         print(f"{name}: mAP {r['map']:.4f}  {r['n_pred']}/{r['n_true']} nuclei  {r['images_per_s']:.2f} img/s",
               flush=True)
-    doc = {"results": results, "build": build, "machine": describe_machine(),
-           "command": "python bench/default_runtime.py " + " ".join(sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%d %H:%M"),
-           "load_average": {"start": [round(x, 2) for x in load_before],
-                            "end": [round(x, 2) for x in os.getloadavg()]}}
+    doc = {"results": results, "build": build, **provenance("default_runtime.py", load_before)}
     write_json_atomic(RESULTS / "default_runtime.json", doc)
     write_text_atomic(RESULTS / "default_runtime.md", table(doc))
 

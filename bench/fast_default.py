@@ -15,15 +15,13 @@ average and the commands. Nothing is chosen here: the default depth was chosen o
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_runtime import ROOT, one  # noqa: E402
+from default_runtime import ROOT, choose_in_subprocess, one, provenance  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -67,14 +65,8 @@ def default_depth_of_shipped() -> int:
 
 
 def build(depth: int, threads: int, env: dict[str, str]) -> dict:
-    t0 = time.perf_counter()
-    code = ("import json; from unetpp.compile.fast import choose_runtime; "
-            f"c = choose_runtime('instance', depth={depth}, threads={threads}); print(json.dumps(c.describe()))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr[-2000:])
-    return {"depth": depth, "seconds": round(time.perf_counter() - t0, 1),
-            "selection": json.loads(out.stdout.strip().splitlines()[-1])}
+    selection, seconds = choose_in_subprocess(env, threads, depth)
+    return {"depth": depth, "seconds": seconds, "selection": selection}
 
 
 def markdown(doc: dict) -> str:
@@ -113,7 +105,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "fast_default")
     a = ap.parse_args()
     from unetpp.atomic import write_json_atomic, write_text_atomic
-    from unetpp.bench.machine import describe_machine
 
     env = {**os.environ, "UNETPP_CACHE": str(a.out / f"cache-{time.strftime('%Y%m%d-%H%M%S')}")}
     env.pop("UNETPP_DEFAULT_RUNTIME", None)
@@ -127,11 +118,7 @@ def main() -> None:
         r["depth"] = int(extra[extra.index("--depth") + 1]) if "--depth" in extra else None
         print(f"{name}: mAP {r['map']:.4f}  {r['n_pred']}/{r['n_true']}  {r['images_per_s']:.2f} img/s", flush=True)
     doc = {"results": results, "builds": builds, "costs": {str(k): v for k, v in costs.items()},
-           "default_depth": default_depth_of_shipped(), "machine": describe_machine(),
-           "command": "python bench/fast_default.py " + " ".join(sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%d %H:%M"),
-           "load_average": {"start": [round(x, 2) for x in load_before],
-                            "end": [round(x, 2) for x in os.getloadavg()]}}
+           "default_depth": default_depth_of_shipped(), **provenance("fast_default.py", load_before)}
     write_json_atomic(RESULTS / "fast_default.json", doc)
     write_text_atomic(RESULTS / "fast_default.md", markdown(doc))
 

@@ -25,7 +25,7 @@ from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.model.checkpoint import save_checkpoint, shipped_checkpoint
 from unetpp.predict.seeds import SeedParams
 from unetpp.train.appearance_v2 import AppearanceV2
-from unetpp.train.device import resolve_device
+from unetpp.train.device import resolve_device, set_cuda_determinism
 from unetpp.train.ema import WeightEMA
 from unetpp.train.instance_data import (
     S_MAX,
@@ -206,7 +206,7 @@ def train_instance(
     dev = resolve_device(device)
     speed = speed or TrainSpeed()
     if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels once
+        set_cuda_determinism(False)  # fixed crop size: let cuDNN pick its fastest kernels once
     border, seeds = BorderParams.from_dict(cfg.border), seed_params or SELECTION_SEEDS
     appearance = appearance_params(cfg, modality)
     out = ensure_dir(out)
