@@ -32,7 +32,7 @@ def true_areas(sample: Path) -> np.ndarray:
 
 
 def whole_squeeze(img: np.ndarray, rt) -> float | None:  # noqa: ANN001
-    areas = _areas(_probs(rt, [img], 96)[0], 0.5, 10, True, drop_edge=False)
+    areas = _areas(_probs(rt, [img], 96, img.shape[:2])[0], 0.5, 10, True, drop_edge=False)
     return float(np.median(areas)) if areas.size else None
 
 

@@ -29,3 +29,27 @@ def test_each_shipped_model_states_its_outputs_and_scale() -> None:
     assert resolve_mode(PredictOptions(mode="resize"), inst.metadata).mode == "resize"  # an explicit mode stays
     guide.deactivate()
     inst.deactivate()
+
+
+def test_the_instance_models_runtimes_carry_its_chosen_post_processing() -> None:
+    """The seed setting chosen on the selection set (the checkpoint's meta) reaches predict through every runtime's
+    metadata, not SeedParams' defaults (the two differ: t_border 0.45 chosen against 0.15)."""
+    from unetpp.model.checkpoint import load_checkpoint
+    from unetpp.predict.seeds import SeedParams
+
+    chosen = load_checkpoint(SHIPPED_MODELS["instance"]).meta["seed_params"]
+    assert SeedParams.from_dict(chosen) != SeedParams()
+    for backend in ("onnxruntime", "torch"):
+        with open_runtime("instance", backend=backend) as rt:
+            assert rt.metadata["seed_params"] == chosen, backend
+
+
+def test_a_freshly_trained_checkpoint_keeps_the_default_post_processing() -> None:
+    """A training run's own seed_params are its held-out signal's, not a choice: only a checkpoint whose setting was
+    chosen on the selection set (`selection` in its meta, bench/ship_instance.py) hands them to predict."""
+    from unetpp.model.metadata import predict_facts
+
+    trained = {"scale": {"rule": "nuclei@150"}, "seed_params": {"t_fg": 0.5}}
+    assert predict_facts(trained) == {"scale": {"rule": "nuclei@150"}}
+    assert predict_facts({**trained, "selection": {"report": "x"}})["seed_params"] == {"t_fg": 0.5}
+    assert predict_facts(None) == {}

@@ -41,7 +41,7 @@ def test_a_large_image_is_measured_on_windows_of_its_own_pixels(guide, synthetic
     pixel at the model's input and misses their size (twice the truth here, 12x on a 5000x5000 mosaic of val fields:
     bench/results/scale_estimate.md); windows of its own pixels find it."""
     img, truth = _mosaic(synthetic_root, 3072)  # a multiple of 256: whole fields only
-    squeezed = _areas(_probs(guide, [img], 96, 768)[0], 0.5, 1, True, drop_edge=False) * 16.0  # at 1/4 side
+    squeezed = _areas(_probs(guide, [img], 96, (768, 768))[0], 0.5, 1, True, drop_edge=False) * 16.0  # at 1/4 side
     before = float(np.median(squeezed)) if squeezed.size else float("inf")
     est = estimate_nucleus_area(img, guide)
     assert not 1 / 1.5 <= before / truth <= 1.5, (before, truth)  # the failure this fixes
@@ -54,7 +54,7 @@ def test_an_image_of_a_training_size_is_squeezed_whole_as_before(guide, syntheti
     s = sorted((synthetic_root / "stage1_train").iterdir())[0]
     img = cv2.imread(str(s / "images" / f"{s.name}.png"))
     est = estimate_nucleus_area(img, guide)
-    direct = _areas(_probs(guide, [img], 96)[0], 0.5, 10, True, drop_edge=False)
+    direct = _areas(_probs(guide, [img], 96, img.shape[:2])[0], 0.5, 10, True, drop_edge=False)
     assert est.window is None and est.median_area == float(np.median(direct))
 
 

@@ -38,7 +38,7 @@ REFERENCE = "onnxruntime"  # the fp32 runtime: the fastest fp32 on the CPUs meas
 ENV_DEFAULT = "UNETPP_DEFAULT_RUNTIME"  # fast (default) | fp32
 ENV_NO_OPENVINO = "UNETPP_NO_OPENVINO"
 PRECISIONS = ("fp32", "int8")
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the model files carry the chosen seed post-processing (metadata.FACTS_VERSION 2)
 
 Say = Callable[[str], None]
 _SAID: set[str] = set()

@@ -17,10 +17,11 @@ from unetpp.errors import InputError, ModelFileError, expected_found
 from unetpp.model.checkpoint import file_sha256, load_checkpoint
 from unetpp.model.depth import choose_depth
 from unetpp.model.metadata import (
-    PREDICT_KEYS,
+    FACTS_VERSION,
     SIZE_STEP,
     build_metadata,
     free_size_by_default,
+    predict_facts,
     spatial_meta,
     write_onnx_metadata,
 )
@@ -141,7 +142,7 @@ def export_onnx(
         proto = onnx.load(str(tmp))
         meta = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
                               checkpoint_sha256=file_sha256(ckpt.path),
-                              **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta},
+                              **predict_facts(ckpt.meta),
                               **({"depth": depth} if ds else {}),
                               **({"spatial": spatial_meta(SIZE_STEP)} if dynamic_size else {}))
         write_onnx_metadata(proto, meta)
@@ -175,6 +176,7 @@ def export_onnx(
         "dynamic": dynamic,
         "dynamic_size": bool(dynamic_size),
         "metadata": meta,
+        "facts_version": FACTS_VERSION,
         "batch": batch,
         "up_mode": ckpt.config.up_mode,
         "depth": depth,

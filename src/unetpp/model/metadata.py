@@ -31,7 +31,21 @@ def default_outputs(num_classes: int) -> list[str]:
                                                                              range(2, num_classes)]][:num_classes]
 
 
-PREDICT_KEYS = ("scale",)  # what a checkpoint's meta tells predict (the instance model's scale rule)
+# What a checkpoint's meta tells predict: the instance model's scale rule, and its seed post-processing where that
+# was chosen on the selection set (bench/ship_instance.py records the choice under `selection`); a freshly trained
+# checkpoint's `seed_params` are only its training signal's, so predict keeps SeedParams' defaults for it.
+PREDICT_KEYS = ("scale", "seed_params")
+# Raised when what predict_facts carries changes: a cached export without them is made again (model/resolve.py).
+FACTS_VERSION = 2
+
+
+def predict_facts(checkpoint_meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The part of a checkpoint's meta that a model file carries to predict (see PREDICT_KEYS)."""
+    meta = checkpoint_meta or {}
+    facts = {k: meta[k] for k in PREDICT_KEYS if k in meta}
+    if "seed_params" in facts and not meta.get("selection"):
+        del facts["seed_params"]
+    return facts
 
 
 def build_metadata(config: ModelConfig, preprocess: PreprocessConfig, outputs: list[str] | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from unetpp.model.metadata import FACTS_VERSION
 from unetpp.model.sources import (  # noqa: F401 - re-exported: the names callers have used
     CHECKPOINT_SUFFIXES,
     INSTANCE_MODEL,
@@ -36,8 +37,10 @@ def onnx_for_checkpoint(checkpoint: Path, depth: int | None = None) -> Path:
     if out.is_file() and report.is_file():
         try:
             rep = json.loads(report.read_text())
-            # older caches lack the metadata, or the height/width decision (instance models now export free H/W)
-            if rep.get("checkpoint_sha256") == sha and rep.get("metadata") and "dynamic_size" in rep:
+            # older caches lack the metadata, the height/width decision (instance models now export free H/W) or
+            # predict's facts (the chosen seed post-processing: metadata.FACTS_VERSION)
+            if (rep.get("checkpoint_sha256") == sha and rep.get("metadata") and "dynamic_size" in rep
+                    and rep.get("facts_version") == FACTS_VERSION):
                 return out
         except (OSError, ValueError):
             pass

@@ -30,6 +30,7 @@ LADDER_START = 256  # the commonest training size
 WINDOWS_PER_SIDE = 3  # a 3x3 grid of windows per rung (fewer where the image is not much larger)
 MIN_NUCLEI = 5  # fewer than this: the median says little
 LABEL_SIDE = 512  # a window's probability is measured at up to this side (its areas scaled back)
+WHOLE_LABEL_SIDE = 0  # a whole image's likewise, along its longer side (0: at its own size)
 # At the model's input (96x96) training nuclei had a median of 15.8 px, quartiles 9.2 / 30.1 (predict/scale.py).
 CONFIDENT_INPUT_AREA = (3.0, 150.0)
 # The second pass agrees when its median nucleus is within this factor (in area) of the first pass's estimate.
@@ -51,16 +52,25 @@ class AreaEstimate:
         return asdict(self)
 
 
-def _probs(runtime: Any, crops: list[np.ndarray], size: int, side: int | None = None) -> list[np.ndarray]:
+def _probs(runtime: Any, crops: list[np.ndarray], size: int, shape: tuple[int, int]) -> list[np.ndarray]:
     """Each crop squeezed to size x size (INTER_LINEAR, as data/prepare.py), predicted in one call, its
-    foreground probability resized back to the crop's size (or to side x side: a window's nuclei are measured at
-    up to LABEL_SIDE px, the 96 px prediction holds no finer detail)."""
+    foreground probability resized to `shape` (height, width): where the nuclei are measured, at most the crop's
+    own size, less for a large one (the 96 px prediction holds no finer detail)."""
     from unetpp.predict.image import tile_probs
 
     squeezed = np.stack([cv2.resize(c, (size, size)) for c in crops])
     probs = tile_probs(runtime, squeezed)
-    return [cv2.resize(p, (side or c.shape[1], side or c.shape[0]), interpolation=cv2.INTER_LINEAR)
-            for p, c in zip(probs, crops)]
+    return [cv2.resize(p, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) for p in probs]
+
+
+def measuring_shape(h: int, w: int, limit: int | None = None) -> tuple[int, int]:
+    """The (height, width) a whole image's probability is measured at: its own, or scaled down (aspect kept)
+    so that its longer side is at most `limit` (WHOLE_LABEL_SIDE)."""
+    limit = WHOLE_LABEL_SIDE if limit is None else limit
+    if not limit or max(h, w) <= limit:
+        return h, w
+    f = limit / max(h, w)
+    return max(1, round(h * f)), max(1, round(w * f))
 
 
 def _areas(prob: np.ndarray, threshold: float, min_area: int, split: bool, drop_edge: bool) -> np.ndarray:
@@ -106,9 +116,11 @@ def estimate_nucleus_area(img: np.ndarray, runtime: Any, threshold: float = 0.5,
     h, w = img.shape[:2]
     size = int(runtime.input_shape[-1])
     if max(h, w) <= WHOLE_IMAGE_MAX_SIDE:
-        prob = _probs(runtime, [img], size)[0]
-        return _estimate(_areas(prob, threshold, min_area, split, drop_edge=False), None, 1,
-                         (size / h) * (size / w))
+        mh, mw = measuring_shape(h, w)
+        f2 = (h * w) / (mh * mw)  # one pixel at the measuring size covers f2 of the image's
+        prob = _probs(runtime, [img], size, (mh, mw))[0]
+        areas = _areas(prob, threshold, max(1, round(min_area / f2)), split, drop_edge=False) * f2
+        return _estimate(areas, None, 1, (size / h) * (size / w))
     best: AreaEstimate | None = None
     side = LADDER_START
     while side <= min(h, w):
@@ -117,7 +129,7 @@ def estimate_nucleus_area(img: np.ndarray, runtime: Any, threshold: float = 0.5,
         at = min(side, LABEL_SIDE)
         f2 = (side / at) ** 2  # one pixel at the measuring size covers f2 of the image's
         areas = np.concatenate([_areas(p, threshold, max(1, round(min_area / f2)), split, drop_edge=True)
-                                for p in _probs(runtime, crops, size, at)]) * f2
+                                for p in _probs(runtime, crops, size, (at, at))]) * f2
         rung = _estimate(areas, side, len(crops), (size / side) ** 2)
         if best is None or (rung.n_nuclei >= MIN_NUCLEI and (best.n_nuclei < MIN_NUCLEI
                                                               or _distance(rung) < _distance(best))):

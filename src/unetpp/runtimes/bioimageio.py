@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from unetpp.config import PreprocessConfig
+from unetpp.model.metadata import PREDICT_KEYS
 from unetpp.model.zoo_package import open_package, zoo_runtime_inputs
 from unetpp.runtimes.ort import OrtRuntime
 
@@ -51,8 +52,9 @@ class BioimageioRuntime(OrtRuntime):
                          "output_kind": "logits" if info["outputs_are_logits"] else "probability",
                          "package": {"name": self._package.name, "source": str(self.model)}}
         ours = ((self._package.rdf.get("config") or {}).get("unetpp") or {})
-        if isinstance(ours.get("scale"), dict):  # a package exported by unetpp from a model with its own scale rule
-            self.metadata["scale"] = ours["scale"]
+        for key in PREDICT_KEYS:  # a package exported by unetpp: its model's scale rule and chosen post-processing
+            if isinstance(ours.get(key), dict):
+                self.metadata[key] = ours[key]
 
     def _onnx_path(self) -> Path:
         return Path(self._info["onnx_path"])

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.errors import InputError, ModelFileError, RuntimeUnavailable, expected_found
-from unetpp.model.metadata import PREDICT_KEYS, SIZE_STEP, build_metadata, free_size_by_default
+from unetpp.model.metadata import SIZE_STEP, build_metadata, free_size_by_default, predict_facts
 from unetpp.runtimes.base import Runtime
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -71,7 +71,7 @@ class TorchRuntime(Runtime):
         self.size_step = SIZE_STEP if free_size_by_default(ckpt.meta) else None
         self.output_channels = ckpt.config.num_classes
         self.metadata = build_metadata(ckpt.config, ckpt.preprocess, ckpt.meta.get("outputs"),
-                                       **{k: ckpt.meta[k] for k in PREDICT_KEYS if k in ckpt.meta},
+                                       **predict_facts(ckpt.meta),
                                        **({"depth": depth} if ds else {}))
         self._torch = torch
         self._device = torch.device(device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from unetpp.config import ModelConfig, PreprocessConfig
+from unetpp.model.metadata import predict_facts
 
 CITE = [
     {"text": "Zhou Z., Rahman Siddiquee M.M., Tajbakhsh N., Liang J. UNet++: A Nested U-Net Architecture for "
@@ -119,7 +120,8 @@ def config_section(cfg: ModelConfig, pre: PreprocessConfig, order: str, meta: di
     }
     if checkpoint_sha256 in ORT_FIGURES:
         out["onnxruntime_figures"] = ORT_FIGURES[checkpoint_sha256]
-    for k in ("val_iou_guide", "val_iou_upstream", "epoch", "n_train", "n_val", "scale"):  # scale: predict's rule
+    for k in ("val_iou_guide", "val_iou_upstream", "epoch", "n_train", "n_val"):
         if k in meta:
             out[k] = meta[k]
+    out.update(predict_facts(meta))  # predict's scale rule and chosen post-processing (model/metadata.py)
     return out
