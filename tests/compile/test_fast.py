@@ -38,7 +38,7 @@ def test_the_check_set_is_train_images_only() -> None:
     ids = [i for i, _, _ in fast.guard_set()]
     shipped = set(read_ids(Path(fast.__file__).parents[1] / "data" / "splits" / "selection_ids.txt"))
     # selection ids are train ids, none in val: tests/train/test_long_run_recipe.py checks that on the real data
-    assert 8 <= len(ids) <= 16 and set(ids) <= shipped
+    assert 30 <= len(ids) <= 40 and set(ids) <= shipped
     for _, img, lab in fast.guard_set():
         labels = cv2.imread(str(lab), cv2.IMREAD_UNCHANGED)
         assert labels.dtype == np.uint16 and labels.max() > 0
@@ -182,3 +182,38 @@ def test_a_foreign_output_folder_is_refused_before_the_first_use_build(tmp_path:
     assert main(["predict", str(image), "-o", str(thesis), "--no-progress"]) == 2
     assert not (cache / "fast").exists()
     assert (thesis / "chapter1.tex").read_text() == "mine" and sorted(thesis.iterdir()) == [thesis / "chapter1.tex"]
+
+
+def test_the_check_judges_the_drop_against_its_own_error() -> None:
+    """passes(): a drop within the allowance passes; one above it passes only while two standard errors cover the
+    excess, and never above twice the allowance (hand-computed cases, allowance 0.005)."""
+    assert fast.passes({"map_drop": 0.004, "map_drop_se": 0.0})
+    assert fast.passes({"map_drop": 0.0077, "map_drop_se": 0.0034})  # 0.0077 - 0.0068 = 0.0009 <= 0.005
+    assert not fast.passes({"map_drop": 0.0077, "map_drop_se": 0.001})  # 0.0057 > 0.005
+    assert not fast.passes({"map_drop": 0.011, "map_drop_se": 0.01})  # above twice the allowance
+    assert fast.passes({"map_drop": -0.02})  # int8 better; an old record without an error reads as 0
+    assert not fast.passes({"map_drop": 0.0, "map_drop_se": 0.0}, max_map_drop=-1.0)
+
+
+@needs_openvino
+def test_the_int8_first_pass_is_built_once_and_the_work_runs_it(env, cache: Path) -> None:
+    """compile/first_pass.py: the guide model in int8, cached with its estimates against fp32; a runtime that
+    carries it (the default runtime's choice) gives predict's work that model for the nuclei rule's first pass."""
+    from unetpp.compile.first_pass import first_pass_int8
+    from unetpp.predict.image import PredictOptions
+    from unetpp.predict.imageio import read_image
+    from unetpp.predict.work import work_for
+    from unetpp.runtimes import open_runtime
+
+    images = [(i, read_image(p)[0]) for i, p, _ in fast.guard_set()[:2]]
+    said: list[str] = []
+    path, record = first_pass_int8("openvino", images, said.append)
+    assert path.suffix == ".xml" and path.is_file() and cache in path.parents
+    assert record["n_calibration_inputs"] == 16 and set(record["median_area_fp32_int8"]) == {i for i, _ in images}
+    fp32, int8 = record["median_area_fp32_int8"][images[0][0]]
+    assert fp32 and int8 and abs(np.log(int8 / fp32)) < 0.5  # the same nuclei, measured alike
+    assert first_pass_int8("openvino", images, said.append)[0] == path and len(said) == 1  # cached
+    with open_runtime("instance") as rt:
+        assert work_for(rt, PredictOptions())._first_pass.model.name.startswith("nested_unet_dsb2018_96")
+        rt.first_pass_model = path
+        assert work_for(rt, PredictOptions())._first_pass.model == path

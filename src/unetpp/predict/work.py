@@ -280,6 +280,14 @@ def resolve_auto(rule: str | float, model_meta: dict[str, Any] | None) -> str | 
     return str(((model_meta or {}).get("scale") or {}).get("rule") or scale_rules.AUTO_RULE)
 
 
+def uses_guide_first_pass(runtime: Any, options: PredictOptions) -> bool:
+    """Whether predict measures nuclei with the guide model first (first_pass_copy): the `nuclei` scale rule in
+    tile mode, for a model with a border channel."""
+    rule = resolve_auto(options.scale, runtime.metadata)
+    return (isinstance(rule, str) and rule.startswith("nuclei") and options.mode == "tile"
+            and "border" in runtime.outputs)
+
+
 def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
     """The runtime for the `nuclei` rule's first pass (None when the rule does not need one): the model's own
     inactive twin, or for a model with a border channel the shipped guide model, whose 96x96 resize pass
@@ -292,8 +300,9 @@ def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
         from unetpp.runtimes import open_runtime
 
         # one thread: a 96x96 call in the prepare thread, while the model's own runtime holds the cores (two
-        # thread pools on the same cores would spin against each other)
-        return open_runtime("guide", threads=1)
+        # thread pools on the same cores would spin against each other). The default runtime brings its own int8
+        # build of the guide model (compile/first_pass.py); otherwise the shipped one.
+        return open_runtime(getattr(runtime, "first_pass_model", None) or "guide", threads=1)
     return runtime.inactive_copy()
 
 

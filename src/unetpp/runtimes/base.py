@@ -62,6 +62,9 @@ class Runtime(ABC):
         self.metadata: dict[str, Any] | None = None  # what the model file says about itself (model/metadata.py)
         # why this runtime and file were chosen (compile/fast.py: runtime, precision, accuracy verified or not)
         self.selection: dict[str, Any] | None = None
+        # the guide model file for the `nuclei` scale rule's first pass, where the default runtime built its own
+        # (compile/first_pass.py: int8); None: the shipped guide model
+        self.first_pass_model: Path | None = None
         # last_compute_ms: the compute-only time of the last call (ais_bench's definition): the device's own time
         # where the runtime can measure it apart from transfers (CUDA events), else the call's wall time.
         # last_call_ms: the host wall time of the whole call, transfers included.
