@@ -39,7 +39,9 @@ RESULTS = ROOT / "bench" / "results"
 def _runtime(model: str | Path, a: argparse.Namespace) -> Any:
     from unetpp.runtimes import open_runtime
 
-    return open_runtime(model, backend=a.runtime, threads=a.threads)
+    rt = open_runtime(model, backend=a.runtime, threads=a.threads)
+    rt.first_pass_model = a.first_pass  # None: the shipped fp32 guide model
+    return rt
 
 
 def fixed_size_model(a: argparse.Namespace) -> Path | str:
@@ -128,6 +130,18 @@ def compute_only(model: Any, options: Any, a: argparse.Namespace, ids: list[str]
     pending: list[np.ndarray] = []
     timed: list[float] = []
     warm = [False]
+    first_s: list[float] = []  # the scale rule's first-pass runtime calls (the guide model), timed apart
+    fp = work._first_pass
+    if fp is not None:
+        call = fp.infer_padded
+
+        def timed_call(x: np.ndarray) -> Any:
+            t0 = time.perf_counter()
+            out = call(x)
+            first_s.append(time.perf_counter() - t0)
+            return out
+
+        fp.infer_padded = timed_call
 
     def run() -> None:
         if not pending:
@@ -154,8 +168,11 @@ def compute_only(model: Any, options: Any, a: argparse.Namespace, ids: list[str]
                     run()
     run()
     total = sum(timed)
+    first = sum(first_s[1:])  # its first call (warm-up) excluded
     rt.deactivate()
-    return {"compute_s": round(total, 2), "images_per_s": len(ids) / total, "units": n_units, "calls": len(timed)}
+    return {"compute_s": round(total, 2), "images_per_s": len(ids) / total, "units": n_units, "calls": len(timed),
+            "first_pass_s": round(first, 2), "first_pass_calls": max(0, len(first_s) - 1),
+            "images_per_s_all_networks": len(ids) / (total + first)}
 
 
 def _probs(work: Any, rt: Any, item: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -230,6 +247,11 @@ def evaluate(pred_dir: str, a: argparse.Namespace, ids: list[str]) -> dict[str, 
     return {k: r[k] for k in ("map", "ap_50", "ap_75", "pixel_iou", "n_pred", "n_true")}
 
 
+def _all_networks(v: dict[str, Any]) -> str:
+    rate = v["compute_only"].get("images_per_s_all_networks")
+    return f"{100 * v['e2e']['images_per_s'] / rate:.0f} %" if rate else "-"
+
+
 def table(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = ["# `unetpp predict`: fixed-size windows vs per-image windows, 134 val ids, full resolution", "",
@@ -238,13 +260,15 @@ def table(doc: dict[str, Any]) -> str:
              "Commands: the `command` of each entry.", "",
              "- **e2e images/s**: `predict_paths` end to end (read, first pass, windows, seeds, writing; after "
              "warm-up); **compute-only**: the same runtime on the same network inputs, nothing else (driver "
-             "batches, calls timed); **e2e / compute**: the share of the runtime's rate the pipeline keeps;",
+             "batches, calls timed); **e2e / compute**: the share of the runtime's rate the pipeline keeps; "
+             "**e2e / all networks**: the same against the runtime calls plus the scale rule's first pass (the "
+             "guide model's calls, timed the same way; entries from before 2026-12-04 19:50 did not time it);",
              "- **pixel ratio**: pixels the network computes (window areas) over the scaled images' pixels;",
              "- **seam max diff**: max |probability| difference to a single whole-image pass (both channels, "
              "model scale).", "",
-             "| entry | variant | e2e images/s | compute-only images/s | e2e / compute | pixel ratio | windows "
-             "| mAP | AP@0.5 | pixel IoU | nuclei / true |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| entry | variant | e2e images/s | compute-only images/s | e2e / compute | e2e / all networks "
+             "| pixel ratio | windows | mAP | AP@0.5 | pixel IoU | nuclei / true |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, e in doc["entries"].items():
         for name in ("today", "windows"):
             v = e["variants"].get(name)
@@ -252,13 +276,13 @@ def table(doc: dict[str, Any]) -> str:
                 continue
             ev, co = v["eval"], v["compute_only"]
             lines.append(f"| {label} | {name} | {v['e2e']['images_per_s']:.3f} | {co['images_per_s']:.3f} | "
-                         f"{100 * v['e2e']['images_per_s'] / co['images_per_s']:.0f} % | "
+                         f"{100 * v['e2e']['images_per_s'] / co['images_per_s']:.0f} % | {_all_networks(v)} | "
                          f"{v['e2e']['pixel_ratio']:.3f} | {v['e2e']['n_units']} | {ev['map']:.4f} | "
                          f"{ev['ap_50']:.4f} | {ev['pixel_iou']:.4f} | {ev['n_pred']:,} / {ev['n_true']:,} |")
         t, w = e["variants"].get("today"), e["variants"].get("windows")
         if t and w:
             lines.append(f"| {label} | speed-up | {w['e2e']['images_per_s'] / t['e2e']['images_per_s']:.2f}x | "
-                         f"{w['compute_only']['images_per_s'] / t['compute_only']['images_per_s']:.2f}x | | | | "
+                         f"{w['compute_only']['images_per_s'] / t['compute_only']['images_per_s']:.2f}x | | | | | "
                          f"{w['eval']['map'] - t['eval']['map']:+.4f} | | | |")
     lines += ["", "Seams against a single whole-image pass (max |p| difference; foreground decisions at 0.5 that "
               "differ):", "", "| entry | windows | images | max diff | median of per-image max | fg flips (share) |",
@@ -297,6 +321,8 @@ def main() -> None:
     ap.add_argument("--seam-window", type=int, default=256)
     ap.add_argument("--seam-images", type=int, default=16)
     ap.add_argument("--skip-seams", action="store_true")
+    ap.add_argument("--first-pass", type=Path, default=None, help="the guide model file of the nuclei rule's first "
+                    "pass (the default runtime's int8 build: compile/first_pass.py); default: the shipped fp32 one")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "predict_speed")
     ap.add_argument("--results", type=Path, default=RESULTS, help="where predict_speed.{json,md} go")
     a = ap.parse_args()

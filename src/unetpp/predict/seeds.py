@@ -77,9 +77,23 @@ def _raster_relabel(labels: np.ndarray) -> np.ndarray:
 
 
 def _fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Each nucleus's holes (background its own pixels enclose) become its own. Only a nucleus whose box holds
+    background cut off from the image's edge can have one, so the others are not looked at (the same result as
+    filling every nucleus, at a fraction of the cost)."""
+    background = labels == 0
+    pockets, n = ndi.label(background, structure=_FOUR)
+    if n == 0:
+        return labels
+    edge = np.unique(np.concatenate([pockets[0], pockets[-1], pockets[:, 0], pockets[:, -1]]))
+    enclosed_ids = np.ones(n + 1, bool)
+    enclosed_ids[edge] = False
+    enclosed_ids[0] = False
+    if not enclosed_ids.any():
+        return labels
+    enclosed = enclosed_ids[pockets]
     out = labels.copy()
     for k, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:
+        if box is None or not enclosed[box].any():
             continue
         sub = labels[box] == k
         filled = ndi.binary_fill_holes(sub) & (labels[box] == 0)
