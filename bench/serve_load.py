@@ -272,7 +272,8 @@ def render(r: dict[str, Any]) -> str:
              f"Machine: {m.get('cpu')}, {m.get('usable_cores')} usable cores, {m.get('memory_gib')} GiB; shared "
              f"(load average before {', '.join(f'{x:.2f}' for x in r['load_before'])}, after "
              f"{', '.join(f'{x:.2f}' for x in r['load_after'])}).", "", f"Command: `{r['command']}`", "",
-             f"Images: the {r['n_images']} val ids, tile mode (scale auto), shipped model via ONNX Runtime, "
+             f"Images: the {r['n_images']} val ids, tile mode (scale auto), shipped model on the default runtime "
+             "(serve and predict alike: since 2026-12-04 int8 OpenVINO where verified, see the README), "
              "127.0.0.1 only. " + (f"Good requests ask for `?include={r['include']}` (PNGs back, as predict writes "
                                    "them)." if r.get("include") else "Responses are JSON only (no PNGs; `unetpp "
                                    "predict` writes labels/mask PNGs and CSVs)."), ""]
