@@ -4,8 +4,9 @@ Run: UNETPP_DATA=data/dsb2018 python bench/int8_check/quantisation_variants.py
 
 Inputs: DSB2018 stage1_train under $UNETPP_DATA, the selection ids (src/unetpp/data/splits/selection_ids.txt) less
 the shipped check set, whose windows calibrate every build. Variants: NNCF defaults, no fast bias correction, the
-first and last convolutions ignored (kept fp32), and both. Outputs: the builds at $OUT/q_<variant>.xml (default /tmp/int8_check), and on
-stdout the fp32 mAP, then per variant its mAP, drop against fp32, build time and the time for 8 windows.
+first and last convolutions ignored (kept fp32), and both. Outputs: the builds at $OUT/q_<variant>.xml (default
+/tmp/int8_check), and on stdout the fp32 mAP, then per variant its mAP, drop against fp32, build time and the
+time for 8 windows.
 """
 
 import os
