@@ -19,28 +19,20 @@ import cv2
 import numpy as np
 
 from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
-from unetpp.model.sources import cache_dir, model_source
+from unetpp.model.sources import model_source
 
 FIRST_PASS_MODEL = "guide"
-SUFFIXES = {"openvino": ".xml", "onnxruntime": ".onnx"}
 RECORD_VERSION = 1
-
-
-def _views(x: np.ndarray) -> list[np.ndarray]:
-    """The 8 flips and rotations of a (C, H, W) input."""
-    out = []
-    for v in range(8):
-        y = np.rot90(x, v % 4, axes=(1, 2))
-        out.append(np.ascontiguousarray(y[:, :, ::-1] if v >= 4 else y, dtype=np.float32))
-    return out
 
 
 def calibration_inputs(images: list[np.ndarray], size: int = 96) -> list[np.ndarray]:
     """The first pass's inputs for these BGR images (each squeezed whole to size x size, the guide's
     normalisation), in their 8 views."""
     from unetpp.data.preprocess import normalize
+    from unetpp.predict.work import TTA_VIEWS, _view
 
-    return [v for img in images for v in _views(normalize(cv2.resize(img, (size, size))))]
+    return [np.ascontiguousarray(_view(normalize(cv2.resize(img, (size, size))), v), np.float32)
+            for img in images for v in range(TTA_VIEWS)]
 
 
 def first_pass_int8(backend: str, images: list[tuple[str, np.ndarray]], say: Any,
@@ -48,13 +40,15 @@ def first_pass_int8(backend: str, images: list[tuple[str, np.ndarray]], say: Any
     """The guide model's int8 `backend` file for the first pass and its record, from the cache or built now from
     `images` (id, BGR image): the check images."""
     from unetpp.compile.api import compile_model
+    from unetpp.compile.fast import INT8_SUFFIXES, build_dir
     from unetpp.predict.first_pass import estimate_nucleus_area
     from unetpp.runtimes import get_runtime, open_runtime
 
     source = model_source(FIRST_PASS_MODEL)
     sha = file_sha256(source)
-    folder = cache_dir() / "fast" / f"{source.stem}-{sha[:16]}-first-pass"
-    artefact = folder / f"{backend}-int8{SUFFIXES[backend]}"
+    shared = build_dir(source, None, sha)  # the guide model's own fast builds sit beside it
+    folder = shared.with_name(f"{shared.name}-first-pass")
+    artefact = folder / f"{backend}-int8{INT8_SUFFIXES[backend]}"
     record_path = folder / f"{backend}-int8.json"
     ids = [i for i, _ in images]
     try:
