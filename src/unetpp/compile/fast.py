@@ -30,7 +30,7 @@ import numpy as np
 
 from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
 from unetpp.errors import InputError, expected_found
-from unetpp.model.sources import WEIGHTS, cache_dir, is_checkpoint, model_source
+from unetpp.model.sources import WEIGHTS, fast_build_dir, is_checkpoint, model_source
 
 GUARD_DIR = WEIGHTS / "guard"
 MAX_MAP_DROP = 0.005
@@ -189,18 +189,12 @@ def choose_runtime(model: str | Path | None = "instance", backend: str | None = 
     return plain("int8 failed its accuracy check", REFERENCE, check)
 
 
-def build_dir(source: Path, depth: int | None, sha: str | None = None) -> Path:
-    """The cache folder of a model's fast builds: <cache>/fast/<stem>-<sha16>[-d<depth>]."""
-    sha = sha or file_sha256(source)
-    return cache_dir() / "fast" / f"{source.stem}-{sha[:16]}{'' if depth is None else f'-d{int(depth)}'}"
-
-
 def int8_build(source: Path, backend: str, depth: int | None = None, say: Say = say_once,
                max_map_drop: float = MAX_MAP_DROP, threads: int | None = None) -> tuple[Path, dict[str, Any]]:
     """The int8 `backend` file of a checkpoint and its accuracy check, from the cache or built (once) now."""
     sha = file_sha256(source)
     set_id = guard_set_id()
-    folder = build_dir(source, depth, sha)
+    folder = fast_build_dir(source, depth, sha)
     artefact = folder / f"{backend}-int8{INT8_SUFFIXES[backend]}"
     record = folder / f"{backend}-int8.check.json"
     cached = _read_record(record)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from unetpp.atomic import ensure_dir, file_sha256, write_json_atomic
-from unetpp.model.sources import model_source
+from unetpp.model.sources import fast_build_dir, model_source
 
 FIRST_PASS_MODEL = "guide"
 RECORD_VERSION = 1
@@ -39,16 +39,15 @@ def first_pass_int8(backend: str, images: list[tuple[str, np.ndarray]], say: Any
                     threads: int | None = None) -> tuple[Path, dict[str, Any]]:
     """The guide model's int8 `backend` file for the first pass and its record, from the cache or built now from
     `images` (id, BGR image): the check images."""
-    from unetpp.compile.api import compile_model
-    from unetpp.compile.fast import INT8_SUFFIXES, build_dir
+    from unetpp.compile.api import BACKENDS, compile_model
     from unetpp.predict.first_pass import estimate_nucleus_area
     from unetpp.runtimes import get_runtime, open_runtime
 
     source = model_source(FIRST_PASS_MODEL)
     sha = file_sha256(source)
-    shared = build_dir(source, None, sha)  # the guide model's own fast builds sit beside it
+    shared = fast_build_dir(source, None, sha)  # the guide model's own fast builds sit beside it
     folder = shared.with_name(f"{shared.name}-first-pass")
-    artefact = folder / f"{backend}-int8{INT8_SUFFIXES[backend]}"
+    artefact = folder / f"{backend}-int8{BACKENDS[backend]}"
     record_path = folder / f"{backend}-int8.json"
     ids = [i for i, _ in images]
     try:

@@ -73,6 +73,15 @@ def cache_dir() -> Path:
     return fallback
 
 
+def fast_build_dir(source: Path, depth: int | None, sha: str | None = None) -> Path:
+    """The cache folder of a model's fast builds (compile/fast.py, compile/first_pass.py):
+    <cache>/fast/<stem>-<sha16>[-d<depth>]."""
+    from unetpp.atomic import file_sha256
+
+    sha = sha or file_sha256(source)
+    return cache_dir() / "fast" / f"{source.stem}-{sha[:16]}{'' if depth is None else f'-d{int(depth)}'}"
+
+
 _NOTED: set[str] = set()
 
 
