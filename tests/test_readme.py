@@ -22,9 +22,13 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from unetpp.cli.main import COMMANDS, main
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -62,9 +66,15 @@ def words(command: str) -> list[str]:
     return found
 
 
+def inline_commands(text: str) -> list[str]:
+    """`unetpp ...` quoted inline in the prose (outside code blocks)."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return [c for c in re.findall(r"`(unetpp [^`]+)`", prose)]
+
+
 def unetpp_commands(text: str) -> list[list[str]]:
     found = []
-    for command in shell_commands(text):
+    for command in shell_commands(text) + inline_commands(text):
         w = words(command)
         while w and re.fullmatch(r"[A-Z_]+=\S*", w[0]):  # ENV=value unetpp ...
             w = w[1:]
@@ -92,8 +102,8 @@ def problems_with_command(w: list[str]) -> list[str]:
     if w[1] not in COMMANDS:
         return [f"`{' '.join(w)}`: no command {w[1]!r}"]
     known = flags_of(w[1])
-    return [f"`{' '.join(w)}`: `unetpp {w[1]} --help` has no {flag}"
-            for flag in (a.split("=", 1)[0] for a in w[2:] if a.startswith("-")) if flag not in known]
+    named = [f for a in w[2:] for f in re.findall(r"(?:^|(?<=[\[(]))--?[A-Za-z][\w-]*", a)]  # [--flag V] too
+    return [f"`{' '.join(w)}`: `unetpp {w[1]} --help` has no {flag}" for flag in named if flag not in known]
 
 
 def make_targets() -> set[str]:
