@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared script for a lent GPU machine (H100/H200, ~10 minutes): first sweep the CUDA runtimes with the
-# shipped checkpoint (the figures issue 4 still lacks), then train several recipes side by side on the one GPU
+# shipped checkpoint, then train several recipes side by side on the one GPU
 # (TRAIN_SECONDS=0 skips training). Everything that matters is packed under $OUT as it goes, so a run cut short
 # still returns its logs. Needs, carried from the developer machine: .whl (albumentations and its needs, for Python
 # 3.12) and .devcarry/dsb2018_96 + .devcarry/{train,val}_ids.txt (prepared with `unetpp prepare`).

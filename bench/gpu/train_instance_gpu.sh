@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run of the long instance-model schedule (issue 18) on a lent GPU machine (H100/H200, ~10 minutes of
+# One prepared run of the long instance-model schedule on a lent GPU machine (H100/H200, ~10 minutes of
 # device time in all). The machine has no package registry and its python3 carries torch, OpenCV, SciPy and tqdm,
 # which is all that `unetpp train-instance` needs (it no longer imports albumentations). Carried from here in
 # .gpu/ (git-ignored; see bench/results/instance_training.md for how it was made):

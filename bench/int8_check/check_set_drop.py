@@ -1,25 +1,20 @@
 """Measures the fp32-vs-int8 per-image AP drop, and its standard error, on the shipped check set.
 
-Run: python bench/int8_check/check_set_drop.py
+Run: python -m bench.int8_check.check_set_drop
 
 Inputs: the shipped check images and labels (src/unetpp/weights/guard) and the default runtime's int8 builds
 (instance model at depth 3 and the first pass: pipelines.default_builds, from the model cache). Output: one line
 on stdout with the mean drop (fp32 minus int8 pipeline), its standard error and the sorted per-image drops.
 """
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from pipelines import default_builds, pipeline_labels  # noqa: E402
-
-from unetpp.compile import fast  # noqa: E402
-from unetpp.eval.instance_io import read_label_image  # noqa: E402
-from unetpp.eval.instance_metrics import instance_score  # noqa: E402
-from unetpp.predict.imageio import read_image  # noqa: E402
+from bench.int8_check.pipelines import default_builds, pipeline_labels
+from unetpp.compile import fast
+from unetpp.eval.instance_io import read_label_image
+from unetpp.eval.instance_metrics import instance_score
+from unetpp.predict.imageio import read_image
 
 
 def main():

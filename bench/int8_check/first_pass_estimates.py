@@ -1,6 +1,6 @@
 """Measures the guide model's first-pass nucleus-size estimates: fp32 (ONNX Runtime) vs int8 (OpenVINO).
 
-Run: UNETPP_DATA=data/dsb2018 OUT=/tmp/int8_check python bench/int8_check/first_pass_estimates.py 512
+Run: UNETPP_DATA=data/dsb2018 OUT=/tmp/int8_check python -m bench.int8_check.first_pass_estimates 512
 
 Inputs: DSB2018 stage1_train under $UNETPP_DATA, the 138 selection ids (src/unetpp/data/splits/selection_ids.txt)
 and the shipped check images (src/unetpp/weights/guard), on which the int8 build is calibrated; argv[1] caps the
@@ -18,15 +18,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from unetpp.compile.api import compile_model  # noqa: E402
-from unetpp.data.preprocess import normalize  # noqa: E402
-from unetpp.eval.instance_io import load_gt_instances  # noqa: E402
-from unetpp.predict import first_pass as fpm  # noqa: E402
-from unetpp.predict.imageio import read_image  # noqa: E402
-from unetpp.runtimes import get_runtime, open_runtime  # noqa: E402
+from unetpp.bench.provenance import repo_root
+from unetpp.compile.api import compile_model
+from unetpp.data.preprocess import normalize
+from unetpp.eval.instance_io import load_gt_instances
+from unetpp.predict import first_pass as fpm
+from unetpp.predict.imageio import read_image
+from unetpp.runtimes import get_runtime, open_runtime
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root(__file__)
 
 
 def views(x):

@@ -3,16 +3,14 @@ use) and the labels of one whole pipeline (main network and first pass each fp32
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from unetpp.compile import fast  # noqa: E402
-from unetpp.model.sources import model_source  # noqa: E402
-from unetpp.runtimes import get_runtime, open_runtime  # noqa: E402
+from unetpp.compile import fast
+from unetpp.model.sources import model_source
+from unetpp.runtimes import get_runtime, open_runtime
 
 DEPTH = 3  # the shipped instance model's default depth
 

@@ -1,6 +1,6 @@
 """Measures NNCF int8 variants of the instance model at depth 3 on the selection ids outside the check set.
 
-Run: UNETPP_DATA=data/dsb2018 python bench/int8_check/quantisation_variants.py
+Run: UNETPP_DATA=data/dsb2018 python -m bench.int8_check.quantisation_variants
 
 Inputs: DSB2018 stage1_train under $UNETPP_DATA, the selection ids (src/unetpp/data/splits/selection_ids.txt) less
 the shipped check set, whose windows calibrate every build. Variants: NNCF defaults, no fast bias correction, the
@@ -10,23 +10,22 @@ time for 8 windows.
 """
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import nncf
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from unetpp.compile import fast  # noqa: E402
-from unetpp.compile.api import compile_model  # noqa: E402
-from unetpp.eval.instance_io import load_gt_instances  # noqa: E402
-from unetpp.eval.instance_metrics import dataset_score, instance_score  # noqa: E402
-from unetpp.model.sources import model_source  # noqa: E402
-from unetpp.predict.imageio import read_image  # noqa: E402
-from unetpp.runtimes import get_runtime, open_runtime  # noqa: E402
+from unetpp.bench.provenance import repo_root
+from unetpp.compile import fast
+from unetpp.compile.api import compile_model
+from unetpp.eval.instance_io import load_gt_instances
+from unetpp.eval.instance_metrics import dataset_score, instance_score
+from unetpp.model.sources import model_source
+from unetpp.predict.imageio import read_image
+from unetpp.runtimes import get_runtime, open_runtime
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root(__file__)
 IGNORE_ENDS = [".*conv0_0/conv1/.*", ".*final.*"]
 VARIANTS = {
     "default": {},

@@ -1,6 +1,6 @@
 """Measures the whole default predict pipeline on the selection ids with fp32/int8 main model and fp32/int8 first pass.
 
-Run: UNETPP_DATA=data/dsb2018 python bench/int8_check/selection_pipelines.py [FIRST_PASS_INT8_XML]
+Run: UNETPP_DATA=data/dsb2018 python -m bench.int8_check.selection_pipelines [FIRST_PASS_INT8_XML]
 
 Inputs: DSB2018 stage1_train under $UNETPP_DATA, the 138 selection ids (src/unetpp/data/splits/selection_ids.txt),
 the default runtime's int8 builds (pipelines.default_builds: instance model at depth 3, and the int8 first pass
@@ -12,15 +12,13 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from pipelines import default_builds, pipeline_labels  # noqa: E402
+from bench.int8_check.pipelines import default_builds, pipeline_labels
+from unetpp.bench.provenance import repo_root
+from unetpp.eval.instance_io import load_gt_instances
+from unetpp.eval.instance_metrics import dataset_score, instance_score
+from unetpp.predict.imageio import read_image
 
-from unetpp.eval.instance_io import load_gt_instances  # noqa: E402
-from unetpp.eval.instance_metrics import dataset_score, instance_score  # noqa: E402
-from unetpp.predict.imageio import read_image  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
+REPO = repo_root(__file__)
 
 
 def main():

@@ -135,5 +135,5 @@ def test_top_level_help_imports_no_command_module() -> None:
             "print([m for m in sys.modules if m.startswith('unetpp.cli.cmd_') or m in ('numpy', 'torch')])")
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert time.perf_counter() - t0 < 5.0  # the 0.5 s target is measured by bench/cli_help_time.py
+    assert time.perf_counter() - t0 < 5.0  # the 0.5 s target is measured by bench/speed/cli_help_time.py
     assert out.strip().splitlines()[-1] == "[]"

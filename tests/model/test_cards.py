@@ -27,7 +27,7 @@ def test_every_shipped_model_has_the_card_of_its_own_file() -> None:
         assert cards[name]["file"] == path.name
         assert cards[name]["sha256"] == sha, (
             f"the shipped {name} model ({path.name}, sha256 {sha[:12]}) is not the file its card describes: measure "
-            "it (bench/instance_val.py) and write its figures into src/unetpp/weights/cards.json")
+            "it (bench/accuracy/instance_val.py) and write its figures into src/unetpp/weights/cards.json")
         assert card_for(path) == (name, cards[name])
     assert cards["guide"]["figures"]["guide_iou_96px"] == GUIDE_IOU
 

@@ -24,8 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "in the same state as an uninterrupted one.",
     )
     p.add_argument("--data", type=Path, default=None,
-                   help="dataset root holding stage1_train/, train_ids.txt and val_ids.txt (default: $UNETPP_DATA "
-                   "or ./data/dsb2018)")
+                   help="dataset root holding stage1_train/ and optionally train_ids.txt and val_ids.txt (else the "
+                   "guide's split shipped with unetpp; default: $UNETPP_DATA or ./data/dsb2018)")
     p.add_argument("--prepared", type=Path, default=None,
                    help="an already prepared dsb2018_96 folder (default: prepare into OUT/dsb2018_96)")
     add_output(p, "output folder for log.csv, best.pt, last.pt", dest="out", type=Path)
@@ -61,10 +61,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from unetpp.core.runfolder import RunFolder
-    from unetpp.data.paths import read_ids, resolve_data_dir
+    from unetpp.data.paths import resolve_data_dir, split_ids
 
     root = resolve_data_dir(args.data)
-    train_ids, val_ids = read_ids(root / "train_ids.txt"), read_ids(root / "val_ids.txt")
+    train_ids, val_ids = split_ids(root, "train"), split_ids(root, "val")
     if args.limit is not None:
         if args.limit < 1:
             raise InputError(expected_found("--limit", "a positive number of train ids", args.limit))

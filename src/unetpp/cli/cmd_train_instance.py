@@ -25,8 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "epoch), OUT/last.pt (full state for --resume) and OUT/instances_cache.npz (the rescaled data).",
     )
     p.add_argument("--data", type=Path, default=None,
-                   help="dataset root holding stage1_train/ and train_ids.txt "
-                   "(default: $UNETPP_DATA or ./data/dsb2018)")
+                   help="dataset root holding stage1_train/ and optionally train_ids.txt (else the guide's split "
+                   "shipped with unetpp; default: $UNETPP_DATA or ./data/dsb2018)")
     add_output(p, "output folder for log.csv, best.pt, latest.pt, last.pt", type=Path, dest="out")
     p.add_argument("--epochs", type=count(1), default=_D.epochs, help=f"epochs (default {_D.epochs})")
     p.add_argument("--batch-size", type=count(1), default=_D.batch_size, help=f"batch size (default {_D.batch_size})")
@@ -108,7 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from unetpp.data.paths import read_ids, resolve_data_dir
+    from unetpp.data.paths import resolve_data_dir, split_ids
     from unetpp.data.prepare import find_stage1_train
     from unetpp.train.instance_loop import TrainSpeed, train_instance
 
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(expected_found("--threads", "a positive number", args.threads))
         torch.set_num_threads(args.threads)
     root = resolve_data_dir(args.data)
-    train_ids = read_ids(root / "train_ids.txt")
+    train_ids = split_ids(root, "train")
     holdout = args.holdout
     if args.limit is not None:
         if args.limit < 2:

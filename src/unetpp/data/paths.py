@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from unetpp.errors import InputError, expected_found
@@ -12,8 +13,10 @@ DEFAULT_DIR = Path("data/dsb2018")
 HOW_TO_GET = (
     "Download the 2018 Data Science Bowl stage1_train set (BBBC038v1, CC0: https://bbbc.broadinstitute.org/BBBC038 "
     "or the Kaggle competition 'data-science-bowl-2018'), unzip it so that DIR/stage1_train/<id>/images/<id>.png "
-    f"exists, then pass --data DIR or set {ENV_VAR}=DIR (default: ./{DEFAULT_DIR})."
+    f"exists, then pass --data DIR or set {ENV_VAR}=DIR (default: ./{DEFAULT_DIR}). The guide's fixed split "
+    "(val_ids.txt, train_ids.txt) ships with unetpp and is used where DIR holds none."
 )
+SPLITS = ("train", "val")
 
 
 def describe_missing(root: Path) -> str:
@@ -54,6 +57,38 @@ def resolve_data_dir(arg: str | Path | None = None, required: bool = True) -> Pa
 def looked_in() -> str:
     """Where resolve_data_dir looked when nothing was given (for the synthetic fallback's message)."""
     return f"--data not given, {ENV_VAR} not set, nothing usable at ./{DEFAULT_DIR} ({DEFAULT_DIR.resolve()})"
+
+
+def shipped_split_file(split: str) -> Path:
+    """The guide's fixed split shipped with unetpp (Ascend ModelZoo's nested_unet.diff: 536 train / 134 val ids of
+    DSB2018 stage1_train; git blob ids 04e1163 and 2921bb6, src/unetpp/data/splits/SOURCE.md)."""
+    if split not in SPLITS:
+        raise InputError(expected_found("split", " or ".join(SPLITS), repr(split)))
+    return Path(str(resources.files("unetpp.data").joinpath("splits", f"{split}_ids.txt")))
+
+
+def split_ids_file(root: str | Path, split: str) -> Path:
+    """DIR/<split>_ids.txt where the dataset root holds one, else the shipped guide split: a plain download of
+    stage1_train (Kaggle, BBBC038) then works with --data DIR."""
+    own = Path(root) / f"{split}_ids.txt"
+    return own if own.is_file() else shipped_split_file(split)
+
+
+def split_ids(root: str | Path, split: str) -> list[str]:
+    """The ids of a split of the dataset at `root` (split_ids_file). The shipped split must name samples that
+    stage1_train holds: otherwise an error saying how many are missing and what to do."""
+    path = split_ids_file(root, split)
+    ids = read_ids(path)
+    if path == shipped_split_file(split):
+        stage1 = Path(root) / "stage1_train"
+        missing = [i for i in ids if not (stage1 / i).is_dir()]
+        if missing:
+            raise InputError(expected_found(
+                f"{split} ids for {stage1}", f"the guide's {len(ids)} {split} ids of DSB2018 stage1_train "
+                f"(no {split}_ids.txt in {root}, so the split shipped with unetpp is used)",
+                f"{len(missing)} of them missing, e.g. {missing[0]}",
+                f"For another dataset, put your own {split}_ids.txt (one id per line) in {root}."))
+    return ids
 
 
 def read_ids(path: str | Path) -> list[str]:

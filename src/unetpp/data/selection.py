@@ -5,7 +5,7 @@ does: modality (fluorescence / brightfield / stained, unetpp.eval.modality's rul
 medium, large >= 512x640) and crowding (nuclei per image in thirds of the train split). Within each stratum the ids
 are drawn by a seeded permutation; ids named in `always` (the 64 ids the shipped instance model never trained on)
 are placed first and count towards their stratum's share. The shipped file is
-`unetpp/data/splits/selection_ids.txt`, written by `bench/selection_split.py` with the strata of every id.
+`unetpp/data/splits/selection_ids.txt`, written by `bench/accuracy/selection_split.py` with the strata of every id.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@
   function form(files) {
     const fd = new FormData();
     for (const f of files) fd.append("file", f, f.name);
-    for (const key of ["mode", "threshold", "min_area"]) fd.append(key, $(key).value);
+    // an empty field is left out: the server applies the model's own setting (the response echoes what it applied)
+    for (const key of ["mode", "threshold", "min_area"]) if ($(key).value !== "") fd.append(key, $(key).value);
     return fd;
   }
 
@@ -68,8 +69,10 @@
     card.appendChild(el("img", { className: "overlay", alt: `nuclei outlined in ${file.name}`,
       src: "data:image/png;base64," + j.png.overlay }));
     card.appendChild(el("p", { className: "count" }, `${j.nuclei} nuclei`));
-    card.appendChild(el("p", {}, `${j.image.width}x${j.image.height} px, ${j.options.mode} mode, ` +
-      `${Math.round(j.timings.total_ms)} ms`));
+    const applied = ["threshold", "min_area"].filter((k) => j.options[k] !== undefined && j.options[k] !== null)
+      .map((k) => `${k.replace("_", " ")} ${j.options[k]}`).join(", ");
+    card.appendChild(el("p", {}, `${j.image.width}x${j.image.height} px, ${j.options.mode} mode` +
+      (applied ? `, ${applied}` : "") + `, ${Math.round(j.timings.total_ms)} ms`));
     const box = el("details", { className: "table" });
     box.appendChild(el("summary", {}, "per-nucleus table"));
     box.appendChild(table(j.table.columns, j.table.rows));

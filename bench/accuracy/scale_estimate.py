@@ -2,7 +2,7 @@
 ground truth of the per-nucleus masks: on the val images as they are, and on large mosaics of them (the images
 predict sees from slide scanners and stitched fields), where the old whole-image squeeze failed.
 
-    flock -s /tmp/unetpp-cpu.lock .venv/bin/python bench/scale_estimate.py --data data/dsb2018 --threads 2
+    flock -s /tmp/unetpp-cpu.lock .venv/bin/python bench/accuracy/scale_estimate.py --data data/dsb2018 --threads 2
 
 Writes bench/results/scale_estimate.{md,json}. For each image: the true median nucleus area (pixels of the image),
 the whole-image squeeze's estimate (the rule before windows), and the first pass's estimate (windows above 1400
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from unetpp.bench.provenance import provenance
 from unetpp.predict.first_pass import WHOLE_IMAGE_MAX_SIDE, _areas, _probs, estimate_nucleus_area
 from unetpp.predict.imageio import read_image
 from unetpp.runtimes import open_runtime
@@ -91,15 +91,15 @@ def main() -> int:
     def within(rs: list[dict], key: str, tol: float) -> int:
         return sum(1 for r in rs if r[key] and abs(r[key] / r["true"] - 1) <= tol)
 
-    result = {"command": " ".join(["python"] + sys.argv), "machine": platform.platform(),
-              "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": round(time.time() - t0, 1),
+    result = {**provenance(), "seconds": round(time.time() - t0, 1),
               "whole_image_max_side": WHOLE_IMAGE_MAX_SIDE, "val": rows, "mosaics": mosaics,
               "val_within_25pct": within(rows, "first_pass", 0.25), "val_n": len(rows),
               "val_flagged_uncertain": sum(1 for r in rows if r["uncertain"])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"# The automatic scale's first pass against the truth ({result['date']})", "",
-             f"`{result['command']}` on {result['machine']}, {result['seconds']} s.", "",
+             f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['os']}), "
+             f"{result['seconds']} s.", "",
              f"- val, {len(rows)} images as they are (all <= {WHOLE_IMAGE_MAX_SIDE} px: the whole-image squeeze, "
              f"unchanged): estimate within 25 % of the true median area for {result['val_within_25pct']}; flagged "
              f"uncertain by the first pass alone: {result['val_flagged_uncertain']}.", "",

@@ -5,7 +5,7 @@ input, inference, writing one output per input), run --repeats times round-robin
 ratio eager / variant. The outputs of every variant are checked against the eager loop's (max |diff| of logits,
 share of pixels whose > 0.5 decision differs), so a fast but wrong variant shows.
 
-    python bench/infer_vs_eager.py --inputs runs/b4/val --model runs/b4/model.onnx \
+    python bench/speed/infer_vs_eager.py --inputs runs/b4/val --model runs/b4/model.onnx \
         --variant ov-int8=openvino:runs/b4/ov_int8.xml --out bench/results/infer_vs_eager_cpu
 """
 
@@ -18,13 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from unetpp.atomic import ensure_dir, write_json_atomic, write_text_atomic
-from unetpp.bench.machine import describe_machine
+from unetpp.bench.provenance import provenance
 
 # The eager loop: what a user writes with the model class and the checkpoint; batches of --batch in sorted order.
 EAGER_LOOP = """
@@ -113,7 +112,7 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in walls.items()}
     eager = med["pytorch-eager-loop"]
     result = {"what": "whole-process wall clock (start to exit) over all inputs; median of round-robin repeats",
-              "date": datetime.now().isoformat(timespec="seconds"), "machine": describe_machine(),
+              **provenance(),
               "inputs": str(args.inputs), "n_inputs": n, "batch": args.batch, "threads": args.threads,
               "repeats": args.repeats, "walls_s": walls, "median_s": med,
               "images_per_s": {k: n / v for k, v in med.items()},

@@ -2,7 +2,7 @@
 # Issue 5's comparison, from the repository root: predict the 134 val ids at full resolution in both modes with the
 # shipped model (ONNX Runtime, 2 threads), score them against stage1_train's per-nucleus masks (DSB2018 mAP, pixel
 # IoU) with overlays and an HTML page, and record both summaries in bench/results/fullres_val134.{md,json}.
-#   bash bench/fullres_val134.sh [DATA]      # DATA holds stage1_train and val_ids.txt (default data/dsb2018)
+#   bash bench/accuracy/fullres_val134.sh [DATA]      # DATA holds stage1_train and val_ids.txt (default data/dsb2018)
 set -euo pipefail
 DATA=${1:-data/dsb2018}
 U=.venv/bin/unetpp
@@ -14,8 +14,8 @@ done
 .venv/bin/python - <<'PY'
 import json
 from unetpp.atomic import write_json_atomic, write_text_atomic
-from unetpp.core.summary import machine_info
-rows, out = [], {"machine": machine_info(), "command": "bash bench/fullres_val134.sh"}
+from unetpp.bench.provenance import provenance
+rows, out = [], {**provenance(), "command": "bash bench/accuracy/fullres_val134.sh"}
 for mode in ("resize", "tile"):
     s = json.load(open(f"runs/fullres/{mode}/eval/summary.json"))
     p = json.load(open(f"runs/fullres/{mode}/predict_summary.json"))
@@ -26,7 +26,7 @@ m = out["machine"]
 write_json_atomic("bench/results/fullres_val134.json", out)
 write_text_atomic("bench/results/fullres_val134.md", (
     "# Full resolution on the 134 val ids: resize vs tile\n\n"
-    f"`bash bench/fullres_val134.sh` on {m['cpu']} ({m['cores']} cores), shipped checkpoint, ONNX Runtime, 2 threads. "
+    f"`bash bench/accuracy/fullres_val134.sh` on {m['cpu']} ({m['cores']} cores), shipped checkpoint, ONNX Runtime, 2 threads. "
     "Pixel IoU/Dice: per image at the image's own size (probability >= 0.5 vs the union of the nucleus masks), "
     "mean over images. DSB2018 mAP: instance precision TP/(TP+FP+FN) averaged over IoU thresholds 0.50-0.95, "
     "mean over images. Count error: mean |predicted - true nuclei| per image.\n\n"

@@ -1,7 +1,7 @@
 """How close `unetpp infer` and `unetpp predict` come to their runtime's compute-only speed, and how unetpp compares
 with OpenVINO's own benchmark_app on the same model file; all measured side by side in one run.
 
-    python bench/core_throughput.py [--data data/dsb2018] [--work runs/main] [--rounds 3] [--pause PID]
+    python bench/speed/core_throughput.py [--data data/dsb2018] [--work runs/main] [--rounds 3] [--pause PID]
 
 Needs `make run` done first (runs/main/prep_dataset, runs/main/nested_unet.onnx). `--pause PID` stops a background
 job (SIGSTOP) while measuring and resumes it (SIGCONT) after. Writes bench/results/core_throughput_cpu.{md,json}.
@@ -28,7 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from unetpp.bench.provenance import repo_root
+
+ROOT = repo_root(__file__)
 PY = sys.executable
 UNETPP = [PY, "-m", "unetpp"]
 
@@ -147,16 +149,14 @@ def main() -> None:
 
 
 def write_openvino(rounds: list[dict], out: Path) -> None:
-    from unetpp.core.summary import machine_info
+    from unetpp.bench.provenance import provenance
 
     ov = [r["ov_infer_bs1_throughput_hint"]["throughput_compute"] for r in rounds]
     real = [r["ov_benchmark_app_real_input"] for r in rounds]
     rand = [r["ov_benchmark_app"] for r in rounds]
     bf = [r["ov_bf16_infer_bs1"]["throughput_compute"] for r in rounds]
     bfa = [r["ov_bf16_benchmark_app"] for r in rounds]
-    m = machine_info()
-    doc = {"rounds": rounds, "machine": m, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "command": "python bench/core_throughput.py " + " ".join(sys.argv[1:])}
+    doc = {"rounds": rounds, **provenance()}
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [
         "# OpenVINO through unetpp vs OpenVINO's own benchmark_app, same model file (fp32 ONNX), batch 1", "",
@@ -181,7 +181,7 @@ def med(values: list[float]) -> float:
 
 
 def write(rounds: list[dict], out: Path) -> None:
-    from unetpp.core.summary import machine_info
+    from unetpp.bench.provenance import provenance
 
     ort_best = [max(r["ort_compute_only"].values()) for r in rounds]
     ort_best_bs = [max(r["ort_compute_only"], key=r["ort_compute_only"].get) for r in rounds]
@@ -205,9 +205,7 @@ def write(rounds: list[dict], out: Path) -> None:
     summary["ov_bf16_unetpp_compute"] = med([o["throughput_compute"] for o in bf])
     summary["ov_bf16_benchmark_app"] = med([r["ov_bf16_benchmark_app"] for r in rounds])
     summary["ov_bf16_ratio"] = med([o["throughput_compute"] / r["ov_bf16_benchmark_app"] for o, r in zip(bf, rounds)])
-    doc = {"summary": summary, "rounds": rounds, "machine": machine_info(),
-           "date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": "python bench/core_throughput.py " +
-           " ".join(sys.argv[1:])}
+    doc = {"summary": summary, "rounds": rounds, **provenance()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [

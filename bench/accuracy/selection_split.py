@@ -4,7 +4,7 @@ A quarter of the train ids, stratified by modality x image size x crowding (unet
 shipped instance model held out (the last 64 of train_ids.txt) are always in it, so that a clean subset exists for
 comparing with that model. Strata and counts go to bench/results/selection_split.{json,md}.
 
-    python bench/selection_split.py [--data DIR] [--fraction 0.25] [--seed 18]
+    python bench/accuracy/selection_split.py [--data DIR] [--fraction 0.25] [--seed 18]
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pathlib import Path
 import cv2
 
 from unetpp.atomic import write_json_atomic, write_text_atomic
+from unetpp.bench.provenance import repo_root
 from unetpp.data.paths import read_ids, resolve_data_dir
 from unetpp.data.selection import crowding_classes, shipped_selection_path, size_class, stratified_selection
 from unetpp.eval.modality import modality
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = repo_root(__file__) / "bench" / "results"
 OLD_HOLDOUT = 64
 
 
@@ -48,7 +49,8 @@ def main() -> None:
     table = Counter((strata[k], k in sel) for k in ids)
     rows = sorted({s for s in strata.values()})
     lines = ["# The selection set (train ids that training never sees)", "",
-             f"`python bench/selection_split.py --fraction {args.fraction} --seed {args.seed}`: {len(chosen)} of "
+             f"`python bench/accuracy/selection_split.py --fraction {args.fraction} --seed {args.seed}`: "
+             f"{len(chosen)} of "
              f"{len(ids)} train ids, stratified by modality / size / crowding; the last {OLD_HOLDOUT} train ids (held "
              "out by the previous instance model) always in. File: `src/unetpp/data/splits/selection_ids.txt`.", "",
              "| stratum (modality/size/crowding) | train ids | selection | fit |", "|---|---:|---:|---:|"]
@@ -61,7 +63,7 @@ def main() -> None:
         lines.append(f"{key}: " + ", ".join(f"{k} {c_sel[k]}/{c_all[k]}" for k in sorted(c_all)))
     write_text_atomic(RESULTS / "selection_split.md", "\n".join(lines) + "\n")
     write_json_atomic(RESULTS / "selection_split.json", {
-        "command": f"python bench/selection_split.py --fraction {args.fraction} --seed {args.seed}",
+        "command": f"python bench/accuracy/selection_split.py --fraction {args.fraction} --seed {args.seed}",
         "n_train": len(ids), "n_selection": len(chosen), "always": ids[-OLD_HOLDOUT:],
         "ids": {k: {**v, "stratum": strata[k], "selection": k in sel} for k, v in info.items()}})
     print("\n".join(lines))

@@ -1,7 +1,7 @@
 """Calibration inputs for the instance model's int8 builds: 96x96 windows as `unetpp predict` feeds them (the
 image rescaled so its median nucleus covers 150 px, the model's own rule), from TRAIN ids only.
 
-    python bench/instance_calib_tiles.py [--data data/dsb2018] [--count 200] -o runs/instance_calib
+    python bench/accuracy/instance_calib_tiles.py [--data data/dsb2018] [--count 200] -o runs/instance_calib
 
 Each of the first `count` train ids (in train_ids.txt order, held-out ones included: no selection is made on
 them here) gives one window: centred on a random nucleus (seeded by the id), at the scale the training used
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from unetpp.bench.provenance import repo_root
+
+ROOT = repo_root(__file__)
 
 
 def main() -> None:

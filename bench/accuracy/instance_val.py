@@ -2,8 +2,8 @@
 resolution: `unetpp predict` then `unetpp evaluate --instances` per variant (val ids only report; nothing here
 chooses anything).
 
-    python bench/instance_val.py [--variants guide,instance,instance_tta] [--threads 2] [--data data/dsb2018]
-    python bench/instance_val.py --variants instance_torch,instance_openvino,instance_int8 \
+    python bench/accuracy/instance_val.py [--variants guide,instance,instance_tta] [--threads 2] [--data data/dsb2018]
+    python bench/accuracy/instance_val.py --variants instance_torch,instance_openvino,instance_int8 \
         --ir-fp32 runs/instance_rt/instance_fp32.xml --ir-int8 runs/instance_rt/instance_int8.xml
 
 Variants: guide (`--model guide`, tile, its `fit` scale), instance (the default predict: the shipped instance
@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from unetpp.bench.provenance import repo_root
+
+ROOT = repo_root(__file__)
 UNETPP = [sys.executable, "-m", "unetpp"]
 RESULTS = ROOT / "bench" / "results"
 MODALITIES = ("fluorescence", "brightfield", "stained")
@@ -65,7 +67,8 @@ def one(name: str, args: list[str], a: argparse.Namespace) -> dict:
 
 def table(res: dict, machine: dict) -> str:
     lines = ["# Guide model + distance split vs instance model + seeds: 134 val ids, full resolution", "",
-             f"{machine['cpu']} ({machine['usable_cores']} cores), `python bench/instance_val.py` (commands per row in "
+             f"{machine['cpu']} ({machine['usable_cores']} cores), `python bench/accuracy/instance_val.py` "
+             "(commands per row in "
              "instance_val.json); `unetpp predict` (tile mode, `--scale auto`: guide `fit`, instance its own "
              "`nuclei@150` with a guide-model first pass) then `unetpp evaluate --instances`. mAP = DSB2018 "
              "(IoU 0.50-0.95). images/s = `predict_summary.json`'s end-to-end rate (read, two passes, tiles, "
@@ -101,14 +104,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "instance_val")
     a = ap.parse_args()
     from unetpp.atomic import write_json_atomic, write_text_atomic
-    from unetpp.core.summary import machine_info
+    from unetpp.bench.provenance import provenance
 
     path = RESULTS / "instance_val.json"
     doc = json.loads(path.read_text()) if path.is_file() else {}
     res = doc.get("results", {})
     for name in a.variants.split(","):
         res[name] = one(name, variant_args(name, a), a)
-        doc = {"results": res, "machine": machine_info()}
+        doc = {"results": res, **provenance()}
         write_json_atomic(path, doc)
         print(f"{name}: mAP {res[name]['map']:.4f}  AP50 {res[name]['ap_50']:.4f}  pixel IoU "
               f"{res[name]['pixel_iou']:.4f}  {res[name]['n_pred']} nuclei  {res[name]['images_per_s']:.2f} img/s",

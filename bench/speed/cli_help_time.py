@@ -1,6 +1,6 @@
 """Wall time of `unetpp --help` (the target: under 0.5 s), median of N fresh processes.
 
-    python bench/cli_help_time.py [--runs 10] [--python .venv/bin/python]
+    python bench/speed/cli_help_time.py [--runs 10] [--python .venv/bin/python]
 
 Each run is `PYTHON -m unetpp --help` in a new process (interpreter start-up included, as a user sees it), with
 this checkout's src/ first on PYTHONPATH. Also times `unetpp infer --help` (imports that command's module only)
@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from unetpp.bench.provenance import provenance, repo_root
+
+REPO = repo_root(__file__)
 TARGET_S = 0.5
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_runs(cmd: list[str], runs: int, env: dict[str, str]) -> list[float]:
@@ -63,17 +54,18 @@ def main() -> int:
         print(f"{label}: median {statistics.median(t):.3f} s (min {min(t):.3f}, max {max(t):.3f})")
     head = rows[0][1]
     verdict = "meets" if head < TARGET_S else "MISSES"
-    load = os.getloadavg()
+    prov = provenance()
+    m, load = prov["machine"], prov["load_average"]["end"]
     lines = [
         "# `unetpp --help` wall time", "",
-        f"Median of {args.runs} fresh processes each (one warm-up run first), {datetime.now():%Y-%m-%d %H:%M}, "
-        f"{_cpu()}, {os.cpu_count()} cores (load average {load[0]:.1f} at the end: a shared machine), "
-        f"Python {platform.python_version()}, {platform.platform()}.", "",
+        f"Median of {args.runs} fresh processes each (one warm-up run first), {prov['date']}, commit "
+        f"{prov['commit']}, {m['cpu']}, {m['usable_cores']} cores (load average {load[0]:.1f} at the end: a shared "
+        f"machine), Python {m['python']}, {m['os']}.", "",
         "| command | median (s) | min (s) | max (s) |", "|---|---:|---:|---:|",
         *[f"| {label} | {med:.3f} | {lo:.3f} | {hi:.3f} |" for label, med, lo, hi in rows], "",
         f"`unetpp --help` {verdict} the {TARGET_S} s target: it prints a static table of the commands and imports "
         "no command module (`src/unetpp/cli/main.py`).", "",
-        f"Command: `{' '.join(shlex.quote(a) for a in ['python', 'bench/cli_help_time.py', *sys.argv[1:]])}`", "",
+        f"Command: `{prov['command']}`", "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

@@ -1,7 +1,7 @@
 """Today's default runtime (ONNX Runtime fp32) against the new one (the fastest verified: int8 OpenVINO once its
 mAP on the shipped train-image set is within 0.005 of fp32) on the 134 val ids, full resolution, in one run.
 
-    python bench/default_runtime.py [--data data/dsb2018] [--threads 2] [--cache runs/default_runtime/cache]
+    python bench/speed/default_runtime.py [--data data/dsb2018] [--threads 2] [--cache runs/default_runtime/cache]
 
 Each row is `unetpp predict` (the shipped instance model, its defaults: tile mode, `nuclei@150`) then
 `unetpp evaluate --instances`. The one-time build and check of the int8 model is timed first, in a model cache of
@@ -15,63 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-UNETPP = [sys.executable, "-m", "unetpp"]
+from unetpp.bench.provenance import repo_root
+
+ROOT = repo_root(__file__)
 RESULTS = ROOT / "bench" / "results"
 ROWS = {"today (ORT fp32)": ["--precision", "fp32"], "new default": []}
 
 
-def run(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - t0
 
 
-def one(name: str, extra: list[str], a: argparse.Namespace, env: dict[str, str], tag: str | None = None) -> dict:
-    tag = tag or ("fp32" if extra else "default")
-    pred, ev = a.out / tag, a.out / f"{tag}_eval"
-    cmd = [*UNETPP, "predict", str(a.data / "stage1_train"), "--ids", str(a.data / "val_ids.txt"), "-o", str(pred),
-           "--no-progress", "--overwrite", "--no-resume", "--threads", str(a.threads), *extra]
-    wall = run(cmd, env)
-    run([*UNETPP, "evaluate", "--instances", str(pred), "--gt", str(a.data), "--ids", str(a.data / "val_ids.txt"),
-         "-o", str(ev)], env)
-    s = json.loads((ev / "summary.json").read_text())
-    ps = json.loads((pred / "predict_summary.json").read_text())
-    rt = ps["settings"]["runtime"]
-    return {"command": "unetpp " + " ".join(cmd[3:]), "predict_wall_s": round(wall, 1),
-            "images_per_s": ps.get("images_per_s"), "tiles_per_s": ps.get("tiles_per_s"),
-            "n_images": ps["n_images"], "backend": rt.get("backend"), "model": Path(rt.get("model", "")).name,
-            "selection": rt.get("selection"),
-            **{k: s[k] for k in ("map", "ap_50", "ap_75", "pixel_iou", "n_true", "n_pred")}}
 
 
-def choose_in_subprocess(env: dict[str, str], threads: int, depth: int | None = None) -> tuple[dict, float]:
-    """The default runtime's choice for the shipped instance model (building and checking it on first use) in a
-    fresh process with `env`'s model cache: (its record, seconds)."""
-    t0 = time.perf_counter()
-    code = ("import json; from unetpp.compile.fast import choose_runtime; "
-            f"c = choose_runtime('instance', depth={depth}, threads={threads}); print(json.dumps(c.describe()))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1]), round(time.perf_counter() - t0, 1)
 
 
-def provenance(script: str, load_before: tuple[float, float, float]) -> dict:
-    """Machine, command, date and the load average at the start and now: what every result file records."""
-    from unetpp.bench.machine import describe_machine
-
-    return {"machine": describe_machine(), "command": f"python bench/{script} " + " ".join(sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d %H:%M"),
-            "load_average": {"start": [round(x, 2) for x in load_before],
-                             "end": [round(x, 2) for x in os.getloadavg()]}}
 
 
 def table(doc: dict) -> str:
@@ -115,23 +74,26 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="model cache (default: a fresh one under --out)")
     a = ap.parse_args()
     from unetpp.atomic import write_json_atomic, write_text_atomic
+    from unetpp.bench.product_runs import choose_in_subprocess, predict_and_score
+    from unetpp.bench.provenance import provenance
 
     cache = a.cache or a.out / f"cache-{time.strftime('%Y%m%d-%H%M%S')}"
     env = {**os.environ, "UNETPP_CACHE": str(cache)}
     env.pop("UNETPP_DEFAULT_RUNTIME", None)
     load_before = os.getloadavg()
-    sel, seconds = choose_in_subprocess(env, a.threads)
+    sel, seconds = choose_in_subprocess(env, a.threads, cwd=ROOT)
     record = next(Path(cache, "fast").glob("*/*.check.json"), None)
     build = {"seconds": seconds, "runtime": sel["runtime"],
              "check": json.loads(record.read_text()) if record else None}
     print(f"build: {build['seconds']} s -> {sel['runtime']} {sel['precision']} verified={sel['verified']}", flush=True)
     results = {}
     for name, extra in ROWS.items():
-        results[name] = one(name, extra, a, env)
+        results[name] = predict_and_score(a.data, a.out / ("fp32" if extra else "default"), extra, env, a.threads,
+                                          ROOT)
         r = results[name]
         print(f"{name}: mAP {r['map']:.4f}  {r['n_pred']}/{r['n_true']} nuclei  {r['images_per_s']:.2f} img/s",
               flush=True)
-    doc = {"results": results, "build": build, **provenance("default_runtime.py", load_before)}
+    doc = {"results": results, "build": build, **provenance(load_before)}
     write_json_atomic(RESULTS / "default_runtime.json", doc)
     write_text_atomic(RESULTS / "default_runtime.md", table(doc))
 

@@ -1,13 +1,13 @@
-"""Fast by default (issue 19), in one run on the 134 val ids: today's default (the previous instance model, ONNX
+"""Fast by default, in one run on the 134 val ids: today's default (the previous instance model, ONNX
 Runtime fp32, 96x96 windows) against the new default (int8 OpenVINO, verified; whole images or large windows; the
 model's default depth) and the UNet++ depth table (each depth in fp32, and int8 at depths 3 and 4).
 
-    python bench/fast_default.py --previous PREVIOUS_INSTANCE.pt [--data data/dsb2018] [--threads 2]
+    python bench/speed/fast_default.py --previous PREVIOUS_INSTANCE.pt [--data data/dsb2018] [--threads 2]
 
-Each row is `unetpp predict` then `unetpp evaluate --instances` (bench/default_runtime.py's `one`); images/s is
-predict_summary.json's end-to-end rate. The int8 builds (and their accuracy checks on train images) are made first
-in a fresh model cache, so no row pays for them. Per depth: parameters and GFLOPs per megapixel of network input
-(torch's FLOP counter, multiply-adds x 2). Writes bench/results/fast_default.{json,md} with the machine, the load
+Each row is `unetpp predict` then `unetpp evaluate --instances` (unetpp.bench.product_runs.predict_and_score);
+images/s is predict_summary.json's end-to-end rate. The int8 builds (and their accuracy checks on train images) are
+made first in a fresh model cache, so no row pays for them. Per depth: parameters and GFLOPs per megapixel of network
+input (torch's FLOP counter, multiply-adds x 2). Writes bench/results/fast_default.{json,md} with the machine, the load
 average and the commands. Nothing is chosen here: the default depth was chosen on the selection set
 (bench/results/instance_select_depth*.json); val only reports.
 """
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_runtime import ROOT, choose_in_subprocess, one, provenance  # noqa: E402
+from unetpp.bench.product_runs import choose_in_subprocess, predict_and_score
+from unetpp.bench.provenance import provenance, repo_root
+
+ROOT = repo_root(__file__)
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -65,7 +66,7 @@ def default_depth_of_shipped() -> int:
 
 
 def build(depth: int, threads: int, env: dict[str, str]) -> dict:
-    selection, seconds = choose_in_subprocess(env, threads, depth)
+    selection, seconds = choose_in_subprocess(env, threads, depth, cwd=ROOT)
     return {"depth": depth, "seconds": seconds, "selection": selection}
 
 
@@ -114,11 +115,11 @@ def main() -> None:
     print("builds:", [(b["depth"], b["seconds"], b["selection"].get("precision")) for b in builds], flush=True)
     results = {}
     for k, (name, extra) in enumerate(rows(a.previous).items()):
-        results[name] = r = one(name, extra, a, env, tag=f"row{k}")
+        results[name] = r = predict_and_score(a.data, a.out / f"row{k}", extra, env, a.threads, ROOT)
         r["depth"] = int(extra[extra.index("--depth") + 1]) if "--depth" in extra else None
         print(f"{name}: mAP {r['map']:.4f}  {r['n_pred']}/{r['n_true']}  {r['images_per_s']:.2f} img/s", flush=True)
     doc = {"results": results, "builds": builds, "costs": {str(k): v for k, v in costs.items()},
-           "default_depth": default_depth_of_shipped(), **provenance("fast_default.py", load_before)}
+           "default_depth": default_depth_of_shipped(), **provenance(load_before)}
     write_json_atomic(RESULTS / "fast_default.json", doc)
     write_text_atomic(RESULTS / "fast_default.md", markdown(doc))
 

@@ -5,11 +5,11 @@ Configurations (each a fresh model from the shipped instance weights, the same c
 - before: the shipped model's runs (1 torch thread, NCHW, crops made in the training thread), crop 96, batch 16;
 - after:  2 threads, channels-last, 2 batches prefetched by a thread; same crop, batch, recipe;
 - after+compile: the same with torch.compile (first call excluded);
-- long-run: the issue-18 recipe (crop 128, batch 8, deep supervision, v2 augmentation), crops/s and px/s.
+- long-run: the shipped instance recipe (crop 128, batch 8, deep supervision, v2 augmentation), crops/s and px/s.
 Each round runs every configuration for --steps steps after one warm-up step; the figure is the median over
 rounds. The data-only rate (crops cut + augmented per second, one thread) is measured apart.
 
-    python bench/train_speed.py [--rounds 3] [--steps 4] [--limit 48] [--configs before,after,...]
+    python bench/training/train_speed.py [--rounds 3] [--steps 4] [--limit 48] [--configs before,after,...]
 Writes bench/results/train_speed.{json,md}. Pause other heavy work first (e.g. `kill -STOP` a training run).
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from unetpp.atomic import write_json_atomic, write_text_atomic
-from unetpp.bench.machine import describe_machine
+from unetpp.bench.provenance import provenance, repo_root
 from unetpp.config import PreprocessConfig
 from unetpp.data.paths import read_ids, resolve_data_dir
 from unetpp.model.resolve import shipped_checkpoint
@@ -36,7 +35,7 @@ from unetpp.train.instance_loop import TrainSpeed, _train_epoch, appearance_para
 from unetpp.train.instance_model import ChannelBCEDice, InstanceTrainConfig, init_instance_model
 from unetpp.train.sampling import EpochBatchSampler
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = repo_root(__file__) / "bench" / "results"
 CONFIGS = {
     "before": (InstanceTrainConfig(crop=96, batch_size=16), 1, TrainSpeed()),
     "after": (InstanceTrainConfig(crop=96, batch_size=16), 2, TrainSpeed(channels_last=True, prefetch=2)),
@@ -124,7 +123,7 @@ def main() -> None:
                    "crops_per_s": round(crops / med, 3), "kpx_per_s": round(crops * s.cfg.crop ** 2 / med / 1e3, 1),
                    "crops_per_s_rounds": [round(crops / t, 3) for t in times[n]]}
     base = rows.get("before", {}).get("crops_per_s")
-    result = {"command": "python " + " ".join(sys.argv), "machine": describe_machine(), "load_before": load_before,
+    result = {**provenance(load_before), "load_before": load_before,
               "load_after": os.getloadavg(), "rounds": args.rounds, "steps": args.steps, "data_only": drate,
               "configs": rows}
     write_json_atomic(RESULTS / "train_speed.json", result)

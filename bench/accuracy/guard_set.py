@@ -1,6 +1,6 @@
 """Write the default runtime's accuracy-check set (src/unetpp/weights/guard) from the selection set's train ids.
 
-    python bench/guard_set.py --data data/dsb2018 [--out src/unetpp/weights/guard]
+    python bench/accuracy/guard_set.py --data data/dsb2018 [--out src/unetpp/weights/guard]
 
 The rule, fixed before any check ran on the images: per kind of image (modality, height, width), the first ones in
 `selection_ids.txt` order (train ids the shipped instance model never trained on, none in val), as many as QUOTA
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import cv2
 
+from unetpp.bench.provenance import repo_root
 from unetpp.eval.instance_io import load_gt_instances
 from unetpp.eval.modality import modality
 from unetpp.predict.imageio import read_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = repo_root(__file__)
 SELECTION = ROOT / "src" / "unetpp" / "data" / "splits" / "selection_ids.txt"
 # kind -> images; the selection set's proportions, rare kinds kept
 QUOTA = {("fluorescence", 256, 256): 15, ("stained", 256, 320): 9, ("fluorescence", 360, 360): 6,

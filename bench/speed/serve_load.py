@@ -1,6 +1,6 @@
 """Load on `unetpp serve` over loopback: throughput against `unetpp predict`, latency, batch sizes, a soak.
 
-    flock -x /tmp/unetpp-cpu.lock .venv/bin/python bench/serve_load.py [--soak 2000] [--choose]
+    flock -x /tmp/unetpp-cpu.lock .venv/bin/python bench/speed/serve_load.py [--soak 2000] [--choose]
 
 On the 134 val images (tile mode, `data/dsb2018/stage1_train/<id>/images/<id>.png`):
 1. --choose: a small grid of --batch-size x --max-wait-ms on the first 48 images (16 clients, then 1 client), each
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -34,7 +33,9 @@ import cv2
 import httpx
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from unetpp.bench.provenance import repo_root
+
+REPO = repo_root(__file__)
 TOKEN = "bench-token"
 
 
@@ -173,15 +174,13 @@ def main() -> int:
     args = ap.parse_args()
     global INCLUDE
     INCLUDE = args.include
-    sys.path.insert(0, str(REPO / "src"))
-    from unetpp.bench.machine import describe_machine
+    from unetpp.bench.provenance import provenance
 
     ids = [s for s in (args.data / "val_ids.txt").read_text().split() if s]
     paths = [args.data / "stage1_train" / i / "images" / f"{i}.png" for i in ids][: args.limit]
     data = {p: p.read_bytes() for p in paths}
     common = ["--threads", str(args.threads)] if args.threads else []
-    report: dict[str, Any] = {"include": args.include, "machine": describe_machine(),
-                              "command": shlex.join([sys.executable, *sys.argv]),
+    report: dict[str, Any] = {"include": args.include, **provenance(),
                               "load_before": os.getloadavg(), "n_images": len(paths), "started": time.ctime()}
 
     if args.choose:
@@ -273,7 +272,7 @@ def render(r: dict[str, Any]) -> str:
              f"(load average before {', '.join(f'{x:.2f}' for x in r['load_before'])}, after "
              f"{', '.join(f'{x:.2f}' for x in r['load_after'])}).", "", f"Command: `{r['command']}`", "",
              f"Images: the {r['n_images']} val ids, tile mode (scale auto), shipped model on the default runtime "
-             "(serve and predict alike: since 2026-12-04 int8 OpenVINO where verified, see the README), "
+             "(serve and predict alike: int8 OpenVINO where verified, see docs/commands.md), "
              "127.0.0.1 only. " + (f"Good requests ask for `?include={r['include']}` (PNGs back, as predict writes "
                                    "them)." if r.get("include") else "Responses are JSON only (no PNGs; `unetpp "
                                    "predict` writes labels/mask PNGs and CSVs)."), ""]

@@ -1,6 +1,6 @@
 """Single process vs Ray workers on this machine: the 134 val inputs, the shipped checkpoint exported to ONNX.
 
-    flock -x /tmp/unetpp-cpu.lock .venv/bin/python bench/ray_scaling.py [--repeats 3] [--batchsize 16]
+    flock -x /tmp/unetpp-cpu.lock .venv/bin/python bench/speed/ray_scaling.py [--repeats 3] [--batchsize 16]
 
 Configurations: local engine with 2 threads; Ray 1 worker x 2 threads; Ray 2 workers x 1 thread (embedded Ray,
 started and stopped inside every run, so its start-up is measured every time). Figures are end to end (reading,
@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from unetpp.bench.provenance import repo_root
+
+REPO = repo_root(__file__)
 CONFIGS = [("local", 1, 2), ("ray", 1, 2), ("ray", 2, 1)]  # (engine, workers, threads per worker)
 
 
@@ -133,7 +135,7 @@ def main() -> int:
     import ray
 
     from unetpp.atomic import write_json_atomic, write_text_atomic
-    from unetpp.core.summary import machine_info
+    from unetpp.bench.provenance import provenance
 
     model, bins = prepare(a.work, a.data, a.prepared)
     n_images = len(list(bins.glob("*.bin")))
@@ -157,9 +159,10 @@ def main() -> int:
                   f"identical {r['identical_to_local']}", flush=True)
     keys = ("wall_s", "startup_s", "execution_s", "ips_with_startup", "ips_execution", "ips_steady", "ips_compute_only")
     res = {
+        **provenance(),
         "command": "flock -x /tmp/unetpp-cpu.lock " + " ".join(
             shlex.quote(x) for x in [os.path.relpath(sys.executable, Path.cwd()), *sys.argv]),
-        "machine": machine_info(), "platform": platform.platform(), "ray_version": ray.__version__,
+        "platform": platform.platform(), "ray_version": ray.__version__,
         "onnxruntime_version": onnxruntime.__version__, "batchsize": a.batchsize, "n_images": n_images,
         "repeats": a.repeats, "all_identical": identical, "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "configs": [{"name": name, "median": {k: statistics.median(r[k] for r in rs) for k in keys}, "runs": rs}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The recorded CPU sweep of issue 4 (bench/results/cpu_sweep), from the repository root:
-#   bash bench/cpu_sweep.sh [DATA]        # DATA holds stage1_train, val_ids.txt, train_ids.txt (default data/dsb2018)
+# The recorded CPU sweep (bench/results/cpu_sweep), from the repository root:
+#   bash bench/speed/cpu_sweep.sh [DATA]        # DATA holds stage1_train, val_ids.txt, train_ids.txt (default data/dsb2018)
 # Builds in runs/cpu_bench: the shipped checkpoint's ONNX, the 134 val inputs, 200 TRAIN inputs for calibration, the
 # int8 artefacts (each refused if its guide-IoU drop on val exceeds 0.005), then sweeps 6 backends x 5 batch sizes,
 # 3 rounds round-robin, under an exclusive lock so that nothing else of ours runs meanwhile.

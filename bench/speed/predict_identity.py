@@ -2,7 +2,7 @@
 given commit (default caa8499, before the driver) and with this tree, on the 134 val ids, and compares every mask,
 labels image and nucleus table byte for byte (and, where they differ, by pixels).
 
-    python bench/predict_identity.py [--before caa8499] [--mode tile] [--data data/dsb2018]
+    python bench/speed/predict_identity.py [--before caa8499] [--mode tile] [--data data/dsb2018]
 
 Writes bench/results/predict_identity_<mode>.md.
 """
@@ -20,7 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from unetpp.bench.provenance import repo_root
+
+ROOT = repo_root(__file__)
 
 
 def predict(src: Path, data: Path, out: Path, mode: str, cache: Path) -> float:
@@ -62,7 +64,8 @@ def main() -> None:
                 detail = f"{int(np.count_nonzero(x != y))} of {x.size} pixels differ"
             differ.append(f"{name}: {detail or 'text differs'}")
     lines = [f"# `unetpp predict --mode {args.mode}` before ({args.before}) and after the inference core", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}, `python bench/predict_identity.py --mode {args.mode}`, 134 val ids, "
+             f"{time.strftime('%Y-%m-%d %H:%M')}, `python bench/speed/predict_identity.py --mode {args.mode}`, "
+             "134 val ids, "
              "shipped model, ONNX Runtime (each side exports its own ONNX from the checkpoint).", "",
              f"- files compared: {len(files)} (mask, labels, nucleus table per image)",
              f"- byte-identical: {same}", f"- different: {len(differ)}",
