@@ -25,7 +25,7 @@ from unetpp.core.driver import DriverSettings, run_pipeline
 from unetpp.errors import InputError, expected_found
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.imageio import to_bgr, to_uint8
-from unetpp.predict.work import PredictItem, PredictWork, work_for
+from unetpp.predict.work import PredictItem, PredictWork, model_protocol, work_for
 from unetpp.runtimes import Runtime
 
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -71,7 +71,8 @@ class Model:
     def info(self) -> dict[str, Any]:
         """What runs: backend, model file, outputs, the preprocessing the model declares."""
         return {**self.runtime.describe(), "runtime": self.runtime.selection, "outputs": self.runtime.outputs,
-                "preprocess": self.runtime.preprocess.to_dict(), "input_shape": list(self.runtime.input_shape)}
+                "preprocess": self.runtime.preprocess.to_dict(), "input_shape": list(self.runtime.input_shape),
+                "protocol": model_protocol(self.runtime).apply(self.options).to_dict()}
 
     def _work(self, options: PredictOptions, out_dir: Path | None = None) -> PredictWork:
         return work_for(self.runtime, options, out_dir)
@@ -102,7 +103,8 @@ class Model:
             table = [dict(zip(("label", "area_px", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1",
                                "bbox_x1"), row)) for row in res["rows"]]
             out.append((res["labels"], {"nuclei": rec["nuclei"], "table": table, "prob": res["prob"],
-                                        "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"]}))
+                                        "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"],
+                                        "protocol": res["protocol"].to_dict()}))
         if tracker is not None:
             tracker.done()
         return out

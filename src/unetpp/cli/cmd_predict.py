@@ -60,8 +60,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_batch_size(p, 16, "tiles (or resized images) per runtime call", old="--batch")
     add_threads(p)
     add_device(p)
-    p.add_argument("--threshold", type=float, default=0.5, help="on the probability (default 0.5)")
-    p.add_argument("--min-area", type=int, default=10, help="drop nuclei smaller than this many pixels (default 10)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="foreground probability threshold: the seeds' t_fg for the instance model, the probability "
+                   "mask's for a 1-output model (default: the model's own (the instance model's seed setting from "
+                   "its metadata, 0.5 for the guide); predict_summary.json records the value applied)")
+    p.add_argument("--min-area", type=int, default=None,
+                   help="drop nuclei smaller than this many pixels of the image (default: the model's own "
+                   "(the instance model's seed setting, in its input pixels, 10 for the guide); "
+                   "predict_summary.json records the value applied)")
     p.add_argument("--no-split", action="store_true", help="nuclei = connected components, no split")
     p.add_argument("--bit16", choices=("stretch", "257"), default="stretch",
                    help="16-bit/float to 8-bit: stretch (0.1..99.9th percentile -> 0..255, default) or 257 (v/257)")

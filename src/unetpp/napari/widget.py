@@ -36,6 +36,7 @@ from unetpp.atomic import write_text_atomic
 from unetpp.errors import Cancelled, InputError, UnetppError, expected_found
 from unetpp.napari.models import SHIPPED, get_model
 from unetpp.napari.planes import ImageStack, Segmentation, image_stack, segment_stack
+from unetpp.predict.protocol import applied_line
 
 TITLE = "Segment nuclei"
 MODEL_FILE = "a file..."
@@ -241,6 +242,10 @@ class SegmentNucleiWidget(Container):
         labels = self._put(Labels, f"{request.layer_name} nuclei", seg.labels, geometry, features=features)
         planes = request.stack.n_planes
         self.status.value = f"{seg.count} in {request.layer_name!r}" + (f", {planes} planes" if planes > 1 else "")
+        applied = (seg.meta or [{}])[0].get("protocol")
+        if applied:  # the values applied, the model's own included (predict/protocol.py)
+            labels.metadata["unetpp_protocol"] = applied
+            self.status.value += f" ({applied_line(applied)})"
         self.progress.value = 100
         self.features = features
         self.table.value = table_rows(features)

@@ -111,10 +111,12 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     owned = not runtime.active  # a runtime the caller activated stays active
     runtime.activate()
     try:
-        from unetpp.predict.work import resolve_mode
+        from unetpp.predict.work import model_protocol, resolve_mode
 
         options = resolve_mode(options, runtime.metadata)  # the run folder records the mode that runs
-        settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
+        applied = model_protocol(runtime).apply(options)  # and the values that decide, the model's own included
+        settings = json.loads(json.dumps({"options": options.to_dict(), "protocol": applied.to_dict(),
+                                          "runtime": runtime.describe()}, default=str))
         planned = [p for s in gathered.sources for p in output_paths(out_dir, s.stem, options).values()]
         planned += [out_dir / n for n in (SUMMARY, COUNTS) + ((GALLERY,) if options.overlay else ())]
         with RunFolder(out_dir, stable_settings(settings), overwrite=overwrite, command="predict", files=planned,

@@ -43,7 +43,10 @@ _FORM_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data"
         "file": {"type": "string", "format": "binary", "description": "PNG, TIFF or JPEG (repeat for .zip)"},
         "mode": {"type": "string", "enum": ["tile", "resize"], "default": "tile"},
         "scale": {"type": "string", "default": "auto", "description": "auto, fit, area, nuclei[@A] or a factor"},
-        "threshold": {"type": "number", "default": 0.5}, "min_area": {"type": "integer", "default": 10},
+        "threshold": {"type": "number", "description": "default: the model's own (the instance model's seed "
+                      "foreground threshold t_fg; a 1-output model's probability threshold, 0.5)"},
+        "min_area": {"type": "integer", "description": "default: the model's own (the instance model's seed "
+                     "minimum area; 10 px for a 1-output model); an explicit value is in the image's pixels"},
         "overlap": {"type": "number", "default": 0.25}}}}}}}
 
 

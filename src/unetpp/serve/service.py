@@ -89,6 +89,7 @@ class Service:
         from unetpp.compile.fast import choose_runtime, open_choice
         from unetpp.core.outputs import folder_problem
         from unetpp.model.cards import card_for
+        from unetpp.predict.work import model_protocol
         from unetpp.runtimes import runtime_class
 
         s = self.settings
@@ -111,6 +112,7 @@ class Service:
                          "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict(),
                          "runtime": choice.describe(), "runtime_line": choice.line()}
         self.card = {**self.identity, "shipped": shipped is not None, "shipped_name": shipped,
+                     "protocol": model_protocol(runtime).apply(PredictOptions(mode="tile")).to_dict(),
                      "input": list(runtime.input_shape),
                      "task": TASKS["border" if "border" in runtime.outputs else "foreground"],
                      "accuracy": _accuracy(card[1]) if card else None,
@@ -131,6 +133,7 @@ class Service:
             "image": {"name": stem, "height": record["height"], "width": record["width"]},
             "options": {"mode": options.mode, "scale": options.scale, "threshold": options.threshold,
                         "min_area": options.min_area, "overlap": options.overlap},
+            "protocol": result["protocol"].to_dict(),  # the values applied (the model's own where not given)
             "nuclei": record["nuclei"], "foreground_px": record["foreground_px"],
             "scale": record.get("scale"), "n_tiles": record.get("n_tiles"),
             "table": {"columns": CSV_HEADER, "rows": result["rows"]},
