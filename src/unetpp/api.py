@@ -100,9 +100,7 @@ class Model:
         out = []
         for rec in result.records:
             res = rec.pop("result")
-            table = [dict(zip(("label", "area_px", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1",
-                               "bbox_x1"), row)) for row in res["rows"]]
-            out.append((res["labels"], {"nuclei": rec["nuclei"], "table": table, "prob": res["prob"],
+            out.append((res["labels"], {"nuclei": rec["nuclei"], "table": res["table"], "prob": res["prob"],
                                         "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"],
                                         "protocol": res["protocol"].to_dict()}))
         if tracker is not None:

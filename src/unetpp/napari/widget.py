@@ -37,6 +37,7 @@ from unetpp.errors import Cancelled, InputError, UnetppError, expected_found
 from unetpp.napari.models import SHIPPED, get_model
 from unetpp.napari.planes import ImageStack, Segmentation, image_stack, segment_stack
 from unetpp.predict.protocol import applied_line
+from unetpp.predict.table import csv_text
 
 TITLE = "Segment nuclei"
 MODEL_FILE = "a file..."
@@ -270,7 +271,8 @@ class SegmentNucleiWidget(Container):
         if self.features is None:
             raise InputError("no nucleus table yet: run a segmentation first")
         path = Path(path)
-        write_text_atomic(path, self.features.drop(columns="index").to_csv(index=False))
+        shown = self.features.drop(columns="index")
+        write_text_atomic(path, csv_text(list(shown.columns), list(shown.astype(object).itertuples(index=False))))
         return path
 
     def _on_export(self, *_: Any) -> None:

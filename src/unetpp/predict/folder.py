@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 import time
@@ -28,9 +26,9 @@ from unetpp.predict.sources import (  # noqa: F401 - re-exported
     gather_sources,
     is_own_output,
 )
+from unetpp.predict.table import counts_csv
 from unetpp.runtimes import Runtime
 
-COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei", "seconds", "scale"]
 LEGACY_PATTERNS = tuple(f"*{suf}" for suf in OUTPUT_SUFFIXES) + (SUMMARY, COUNTS, GALLERY)
 
 
@@ -60,15 +58,6 @@ def stable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     runtime.pop("selection", None)
     runtime["options"] = {k: v for k, v in (runtime.get("options") or {}).items() if "thread" not in k}
     return {**settings, "runtime": runtime}
-
-
-def _counts_csv(records: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COUNTS_HEADER)
-    for r in records:
-        w.writerow([r["image"], r["height"], r["width"], r["mode"], r["nuclei"], r.get("seconds"), r.get("scale")])
-    return buf.getvalue()
 
 
 def check_paths(inputs: Sequence[str | Path], out_dir: str | Path, ids: Sequence[str] | None = None) -> Any:
@@ -188,7 +177,7 @@ def _predict(gathered: Gathered, out_dir: Path, runtime: Runtime, options: Predi
     }
     summary.pop("runtime", None)
     try:
-        write_text_atomic(out_dir / COUNTS, _counts_csv(records))
+        write_text_atomic(out_dir / COUNTS, counts_csv(records))
         if options.overlay:
             _gallery(out_dir, records, summary)
         write_json_atomic(out_dir / SUMMARY, summary)

@@ -20,8 +20,8 @@ from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.eval.metrics import sigmoid
 from unetpp.predict import scale as scale_rules
 from unetpp.predict.imageio import BIT16_MODES
-from unetpp.predict.instances import CSV_HEADER, nucleus_table
 from unetpp.predict.protocol import PostProcessing, foreground
+from unetpp.predict.table import NucleusTable
 from unetpp.predict.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP
 from unetpp.report.overlay import write_overlay
 from unetpp.runtimes import Runtime
@@ -117,7 +117,8 @@ def postprocess(prob: np.ndarray, post: PostProcessing, outputs: list[str] | Non
     outputs = outputs or ["foreground"]
     maps = prob if prob.ndim == 3 else prob[None]
     mask, labels = post.split_maps(maps, outputs, scale)
-    return {"prob": foreground(maps, outputs), "mask": mask, "labels": labels, "rows": nucleus_table(labels)}
+    return {"prob": foreground(maps, outputs), "mask": mask, "labels": labels,
+            "table": NucleusTable.from_labels(labels)}
 
 
 def record_from_files(path: Path | None, stem: str, paths: dict[str, Path], mode: str) -> dict[str, Any]:
@@ -135,10 +136,6 @@ def _png(arr: np.ndarray, what: str) -> bytes:
     return buf.tobytes()
 
 
-def _csv(rows: list[list[Any]]) -> str:
-    return "\n".join([",".join(CSV_HEADER)] + [",".join(str(v) for v in r) for r in rows]) + "\n"
-
-
 def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndarray | None = None) -> None:
     """Each file atomically; the nucleus table last, so its presence marks a complete image."""
     labels = result["labels"]
@@ -154,4 +151,4 @@ def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndar
         if image is None:
             raise OutputError("an overlay needs the image it is drawn on")
         write_overlay(paths["overlay"], image, labels)
-    write_text_atomic(paths["nuclei"], _csv(result["rows"]))
+    write_text_atomic(paths["nuclei"], result["table"].to_csv())

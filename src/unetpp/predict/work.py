@@ -205,13 +205,13 @@ class PredictWork(BatchWork):
         result = postprocess(prob, protocol.post, self.outputs_meaning, state["meta"].get("scale"))
         first = state["meta"].pop("first_pass", None)
         if first is not None:  # the estimate against what this pass found
-            areas = np.asarray([r[1] for r in result["rows"]], np.float64)
+            areas = np.asarray(result["table"].column("area_px"), np.float64)
             state["meta"]["scale_check"] = scale_check(first, areas, state["meta"]["scale"])
         result["meta"] = state["meta"]
         record = {"image": str(item.path) if item.path is not None else None, "stem": item.stem,
                   **({"page": item.page} if item.page else {}),
                   "height": info.height, "width": info.width, "channels": info.channels, "dtype": info.dtype,
-                  "mode": protocol.mode, "nuclei": len(result["rows"]),
+                  "mode": protocol.mode, "nuclei": len(result["table"]),
                   "foreground_px": int(result["mask"].sum()), **state["meta"]}
         if self.out_dir is not None:
             paths = output_paths(self.out_dir, item.stem, opts)

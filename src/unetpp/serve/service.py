@@ -18,7 +18,7 @@ import numpy as np
 
 from unetpp.errors import InputError, OutputError
 from unetpp.predict.image import PredictOptions, output_paths, write_outputs
-from unetpp.predict.instances import CSV_HEADER
+from unetpp.predict.table import counts_csv
 from unetpp.report.overlay import draw_overlay
 from unetpp.serve.batcher import Batcher
 from unetpp.serve.inputs import Limits
@@ -26,7 +26,6 @@ from unetpp.serve.metrics import Metrics
 
 TASKS = {"border": "nuclei segmentation (UNet++, foreground + border), instances from seeds and a watershed",
          "foreground": "nuclei segmentation (UNet++), instances by a distance-transform split"}
-COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei"]
 FAILURES_HEADER = ["name", "status", "error", "expected", "found"]
 
 
@@ -55,11 +54,6 @@ def png(arr: np.ndarray) -> bytes:
     if not ok:
         raise OutputError("cannot encode a PNG")
     return buf.tobytes()
-
-
-def nuclei_csv(rows: list[list[Any]]) -> str:
-    """The same text as `unetpp predict`'s <stem>_nuclei.csv."""
-    return "\n".join([",".join(CSV_HEADER)] + [",".join(str(v) for v in r) for r in rows]) + "\n"
 
 
 def _accuracy(card: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +130,7 @@ class Service:
             "protocol": result["protocol"].to_dict(),  # the values applied (the model's own where not given)
             "nuclei": record["nuclei"], "foreground_px": record["foreground_px"],
             "scale": record.get("scale"), "n_tiles": record.get("n_tiles"),
-            "table": {"columns": CSV_HEADER, "rows": result["rows"]},
+            "table": {"columns": list(result["table"].columns), "rows": result["table"].rows},
             "model": self.identity, "timings": timings,
         }
         if include:
@@ -158,9 +152,7 @@ class Service:
         counts.csv (stems made unique); the files refused, if any, in failures.csv (name, status, error,
         expected, found)."""
         buf = io.BytesIO()
-        counts = io.StringIO()
-        w = csv.writer(counts, lineterminator="\n")
-        w.writerow(COUNTS_HEADER)
+        names: list[str] = []
         used: set[str] = set()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for stem, image, record in entries:
@@ -172,9 +164,9 @@ class Service:
                 files = self.files(image, record["result"])
                 for kind in ("labels", "mask", "overlay"):
                     zf.writestr(f"{name}_{kind}.png", files[kind])
-                zf.writestr(f"{name}_nuclei.csv", nuclei_csv(record["result"]["rows"]))
-                w.writerow([name, record["height"], record["width"], record["mode"], record["nuclei"]])
-            zf.writestr("counts.csv", counts.getvalue())
+                zf.writestr(f"{name}_nuclei.csv", record["result"]["table"].to_csv())
+                names.append(name)
+            zf.writestr("counts.csv", counts_csv([record for _, _, record in entries], names))
             if failures:
                 text = io.StringIO()
                 fw = csv.writer(text, lineterminator="\n")
