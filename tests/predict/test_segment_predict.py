@@ -8,12 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tile_harness import blend_tiles, tile_probs
 
 from unetpp.cli.main import main
 from unetpp.errors import InputError
-from unetpp.predict.image import PredictOptions, tile_probs
+from unetpp.predict.image import PredictOptions
 from unetpp.predict.single import predict_image, predict_one
-from unetpp.predict.tiling import blend_tiles
 from unetpp.runtimes import resolve_model
 
 VAL_ID = "610f32e2d9d270d740aec501dcf0c89595e4e623468ad43272adab90520a8f96"  # a 256x320 val image

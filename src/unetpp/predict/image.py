@@ -14,17 +14,13 @@ import cv2
 import numpy as np
 
 from unetpp.atomic import write_bytes_atomic, write_text_atomic
-from unetpp.config import PreprocessConfig
-from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.eval.metrics import sigmoid
 from unetpp.predict import scale as scale_rules
 from unetpp.predict.imageio import BIT16_MODES
 from unetpp.predict.protocol import PostProcessing, foreground
 from unetpp.predict.table import NucleusTable
 from unetpp.predict.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP
 from unetpp.report.overlay import write_overlay
-from unetpp.runtimes import Runtime
 
 MODES = ("auto", "resize", "tile")  # auto: tile for a model that declares its scale rule (instance), else resize
 OUTPUT_SUFFIXES = {"mask": "_mask.png", "labels": "_labels.png", "prob": "_prob.png", "overlay": "_overlay.png",
@@ -91,22 +87,6 @@ def output_paths(out_dir: Path, stem: str, options: PredictOptions) -> dict[str,
 def outputs_complete(out_dir: str | Path, stem: str, options: PredictOptions) -> bool:
     """All of an image's outputs exist (each is written atomically, so existing means complete)."""
     return all(p.is_file() for p in output_paths(Path(out_dir), stem, options).values())
-
-
-def tile_probs(runtime: Runtime, tiles: np.ndarray, cfg: PreprocessConfig | None = None) -> np.ndarray:
-    """(n, S, S, 3) BGR uint8 tiles -> (n, S, S) foreground probabilities, in one synchronous call (the first pass
-    of the `nuclei` scale rule, scripts); `unetpp predict` itself runs its tiles on the driver (predict/work.py)."""
-    x = np.stack([normalize(t, cfg) for t in tiles])
-    logits, _ = runtime.infer_padded(x)
-    return sigmoid(np.asarray(logits, np.float32)[:, 0])
-
-
-def predict_resize(img: np.ndarray, runtime: Runtime) -> np.ndarray:
-    """The guide's protocol: INTER_LINEAR to SxS (as data/prepare.py), predict, bilinear back to H x W."""
-    h, w = img.shape[:2]
-    s = int(runtime.input_shape[-1])
-    prob = tile_probs(runtime, cv2.resize(img, (s, s))[None])[0]
-    return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def postprocess(prob: np.ndarray, post: PostProcessing, outputs: list[str] | None = None,
