@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from unetpp.atomic import write_json_atomic, write_text_atomic
 from unetpp.errors import InputError, OutputError, expected_found
+from unetpp.log import logger
 from unetpp.predict.image import PredictOptions, output_paths
 from unetpp.predict.sources import (  # noqa: F401 - re-exported
     COUNTS,
@@ -153,7 +153,7 @@ def _predict(gathered: Gathered, out_dir: Path, runtime: Runtime, options: Predi
     for f in result.failures:
         failures.append({"image": f["key"], "error": f["error"]})
         if progress:
-            print(f"unetpp predict: {f['error']}", file=sys.stderr)
+            logger("predict").warning(f"predict: {f['error']}")
     order = {work.key(it): i for i, it in enumerate(todo)}
     records = sorted(result.skipped + result.records, key=lambda r: order.get(r.get("key"), -1))
     for r in records:
