@@ -37,6 +37,7 @@ def test_cli_api_and_serve_write_the_same_csv_bytes(server, images: list[Path], 
     zf = zipfile.ZipFile(io.BytesIO(r.content))
     with unetpp.load(threads=2) as model:  # the model and runtime serve opened by default
         _, info = model.predict(cv2.imread(str(image))[:, :, ::-1])
+        assert model.identity["protocol"]["depth"] == 3 and info["protocol"]["depth"] == 3
         model.predict_folder([image], tmp_path / "out", progress=False)
     stem = image.stem
     cli = (tmp_path / "out" / f"{stem}_nuclei.csv").read_bytes()
@@ -44,3 +45,24 @@ def test_cli_api_and_serve_write_the_same_csv_bytes(server, images: list[Path], 
     assert info["table"].to_csv().encode() == cli
     assert zf.read(f"{stem}_nuclei.csv") == cli
     assert zf.read("counts.csv") == (tmp_path / "out" / "counts.csv").read_bytes()
+
+
+def test_serve_echoes_the_protocol_it_applied(server, images: list[Path]) -> None:
+    """/v1/model shows the model's own protocol (depth included); a response the values applied to it."""
+    from unetpp.model.checkpoint import load_checkpoint, shipped_checkpoint
+
+    own = load_checkpoint(shipped_checkpoint("instance")).meta
+    with server.client() as c:
+        card = c.get("/v1/model").json()
+        body = c.post("/v1/segment", files={"file": (images[0].name, images[0].read_bytes())},
+                      data={"threshold": "0.7", "min_area": "50"}).json()
+        plain = c.post("/v1/segment", files={"file": (images[0].name, images[0].read_bytes())}).json()
+    assert card["protocol"]["depth"] == own["default_depth"] == 3
+    assert card["protocol"]["postprocess"]["t_fg"] == own["seed_params"]["t_fg"]
+    assert f"depth {own['default_depth']}" in card["protocol_line"]
+    applied = body["protocol"]["postprocess"]
+    assert (applied["t_fg"], applied["min_area"], applied["min_area_in"]) == (0.7, 50, "image pixels")
+    assert body["options"]["threshold"] == 0.7 and plain["options"]["threshold"] is None
+    assert plain["protocol"]["postprocess"]["t_fg"] == own["seed_params"]["t_fg"]
+    areas = [row[1] for row in body["table"]["rows"]]
+    assert areas and min(areas) >= 50

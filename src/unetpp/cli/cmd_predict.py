@@ -83,9 +83,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unetpp.compile.fast import choose_runtime, open_choice
+    from unetpp.api import load
     from unetpp.data.paths import read_ids
-    from unetpp.predict.folder import check_paths, format_summary, predict_paths
+    from unetpp.predict.folder import check_paths, format_summary
     from unetpp.predict.image import PredictOptions
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch_size,
@@ -95,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
     ids = read_ids(args.ids) if args.ids else None
     executor = make_executor(args, chunk_size=1)
     check_paths(args.inputs, args.output, ids)  # a bad folder is refused before a first-use build of the model
-    choice = choose_runtime(args.model, args.backend, args.precision, args.depth, device=args.device,
-                            threads=args.threads)
-    runtime = open_choice(choice, **runtime_flags(args, choice.backend))
-    summary = predict_paths(args.inputs, args.output, runtime, options, ids=ids, progress=not args.no_progress,
-                            executor=executor, overwrite=args.overwrite, resume=args.resume)
+    with load(args.model, args.backend, device=args.device, threads=args.threads, precision=args.precision,
+              depth=args.depth, runtime_options=lambda backend: runtime_flags(args, backend)) as model:
+        summary = model.predict_folder(args.inputs, args.output, ids=ids, progress=not args.no_progress,
+                                       executor=executor, overwrite=args.overwrite, resume=args.resume,
+                                       **options.to_dict())
+        choice = model.choice
     for note in summary.get("notes", []):
         print(f"unetpp predict: {note}", file=sys.stderr)
     print(format_summary(summary))

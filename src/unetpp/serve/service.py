@@ -18,6 +18,7 @@ import numpy as np
 
 from unetpp.errors import InputError, OutputError
 from unetpp.predict.image import PredictOptions, output_paths, write_outputs
+from unetpp.predict.protocol import applied_line
 from unetpp.predict.table import counts_csv
 from unetpp.report.overlay import draw_overlay
 from unetpp.serve.batcher import Batcher
@@ -79,12 +80,9 @@ class Service:
 
     def start(self) -> None:
         """Open the model (the shipped one by default), warm it, start the batch driver."""
-        from unetpp.atomic import file_sha256
-        from unetpp.compile.fast import choose_runtime, open_choice
+        from unetpp.api import load
         from unetpp.core.outputs import folder_problem
         from unetpp.model.cards import card_for
-        from unetpp.predict.work import model_protocol
-        from unetpp.runtimes import runtime_class
 
         s = self.settings
         if s.save_dir:
@@ -92,21 +90,16 @@ class Service:
             if problem:
                 raise InputError(f"--save: {problem}")
             Path(s.save_dir).mkdir(parents=True, exist_ok=True)
-        choice = choose_runtime(s.model, s.backend, s.precision, s.depth, threads=s.threads)
-        source, path = choice.source, choice.model
-        runtime = open_choice(choice, **runtime_class(choice.backend).map_flags(s.threads))
+        # the one door (unetpp.load), with serve's default options: tile mode unless a request says otherwise
+        model = load(s.model, s.backend, threads=s.threads, precision=s.precision, depth=s.depth, mode="tile")
+        runtime = model.runtime
         batcher = Batcher(runtime, self.metrics, s.batch_size, s.max_wait_ms)
         batcher.start()
-        source_sha = file_sha256(source)
-        card = card_for(source, source_sha)  # the figures of this very file, if it is a shipped model
+        self.identity = model.identity
+        source_sha = self.identity["source_sha256"] or self.identity["sha256"]
+        card = card_for(model.choice.source, source_sha)  # the figures of this very file, if it is a shipped model
         shipped = card[0] if card else None
-        self.identity = {"name": source.stem, "file": path.name, "sha256": file_sha256(path),
-                         "source_sha256": source_sha if source != path else None,
-                         "backend": runtime.name, "backend_version": runtime.version(),
-                         "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict(),
-                         "runtime": choice.describe(), "runtime_line": choice.line()}
         self.card = {**self.identity, "shipped": shipped is not None, "shipped_name": shipped,
-                     "protocol": model_protocol(runtime).apply(PredictOptions(mode="tile")).to_dict(),
                      "input": list(runtime.input_shape),
                      "task": TASKS["border" if "border" in runtime.outputs else "foreground"],
                      "accuracy": _accuracy(card[1]) if card else None,
@@ -123,11 +116,13 @@ class Service:
                  timings: dict[str, float], include: list[str]) -> dict[str, Any]:
         """The JSON of one segmented image; `include` adds labels/mask/overlay PNGs in base64."""
         result = record["result"]
+        applied = result["protocol"].to_dict()
         body: dict[str, Any] = {
             "image": {"name": stem, "height": record["height"], "width": record["width"]},
             "options": {"mode": options.mode, "scale": options.scale, "threshold": options.threshold,
                         "min_area": options.min_area, "overlap": options.overlap},
-            "protocol": result["protocol"].to_dict(),  # the values applied (the model's own where not given)
+            "protocol": applied,  # the values applied (the model's own where not given), and in one line:
+            "protocol_line": applied_line(applied),
             "nuclei": record["nuclei"], "foreground_px": record["foreground_px"],
             "scale": record.get("scale"), "n_tiles": record.get("n_tiles"),
             "table": {"columns": list(result["table"].columns), "rows": result["table"].rows},
