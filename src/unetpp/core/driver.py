@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.atomic import remove_stale_temps
-from unetpp.errors import Cancelled, InputError, OutputError, UnetppError, expected_found
+from unetpp.errors import Cancelled, InputError, OutputError, UnetppError, expected_found, problem_of
 
 
 class BatchWork:
@@ -178,6 +178,10 @@ class _Units:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The error's message as one line; a structured one (errors.Problem) kept whole, so its parts travel on."""
+    problem = problem_of(exc)
+    if problem is not None and "\n" not in problem:
+        return problem
     msg = str(exc).strip()
     return msg.splitlines()[0] if msg else type(exc).__name__
 

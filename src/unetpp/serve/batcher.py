@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.core.driver import DriverSettings, run_pipeline
-from unetpp.errors import UnetppError
+from unetpp.errors import UnetppError, problem_of
 from unetpp.log import logger
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy, work_kwargs
@@ -220,3 +220,4 @@ class ItemFailed(Exception):
     def __init__(self, message: str, internal: bool = False) -> None:
         super().__init__(message)
         self.internal = internal
+        self.problem = problem_of(message)  # the parts of a structured message (errors.Problem), if it is one
