@@ -130,3 +130,15 @@ def test_min_area_and_the_summary_echo_on_the_product_path(shipped_instance_runt
     assert (post["kind"], post["t_fg"], post["min_area"], post["min_area_in"]) == ("seeds", 0.7, 200, "image pixels")
     assert applied["depth"] == 3  # the shipped model's default depth, which is what ran
     assert own["settings"]["protocol"]["postprocess"]["t_fg"] == SEEDS["t_fg"]
+
+
+@pytest.mark.parametrize("idle", [{"scale": 0.5}, {"window": 96}])
+def test_an_option_that_would_do_nothing_is_refused(idle) -> None:
+    from unetpp.errors import InputError
+
+    with pytest.raises(InputError, match="with --mode resize"):
+        instance().apply(PredictOptions(mode="resize", **idle))
+    guide = PredictProtocol.of_model({}, ["foreground"])
+    with pytest.raises(InputError, match="give --mode tile"):
+        guide.apply(PredictOptions(**idle))  # the guide model's own mode is resize
+    assert guide.apply(PredictOptions(mode="tile", **idle)).mode == "tile"

@@ -153,6 +153,7 @@ class PredictProtocol:
         mode = self.mode if options.mode == "auto" else options.mode
         if mode not in MODES:
             raise InputError(expected_found("--mode", "auto, tile or resize", repr(options.mode)))
+        self._refuse_idle(mode, options)
         rule = self.scale_rule if options.scale == "auto" else scale_rules.parse_scale(options.scale)
         post = self._post(options)
         if "border" in self.outputs or not isinstance(post, DistancePost):
@@ -162,6 +163,16 @@ class PredictProtocol:
         return dataclasses.replace(self, mode=mode, scale_rule=rule, first_pass=self._first_pass_for(mode, rule),
                                    post=post, first_pass_labelling=first,
                                    free_windows=bool(self.declared_rule) or options.window is not None)
+
+    @staticmethod
+    def _refuse_idle(mode: str, options: Any) -> None:
+        """An option that would do nothing in this mode is refused rather than ignored."""
+        given = [flag for flag, idle in (("--scale", options.scale != "auto"), ("--window", options.window is not None))
+                 if idle]
+        if mode == "resize" and given:
+            raise InputError(expected_found(
+                given[0], "tile mode (resize squeezes the whole image to the model's size: no scale, no windows)",
+                f"{given[0]} with --mode resize", "drop it, or give --mode tile"))
 
     def _post(self, options: Any) -> PostProcessing:
         threshold, min_area = options.threshold, options.min_area
