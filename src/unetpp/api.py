@@ -25,7 +25,8 @@ from unetpp.core.driver import DriverSettings, run_pipeline
 from unetpp.errors import InputError, expected_found
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.imageio import to_bgr, to_uint8
-from unetpp.predict.work import PredictItem, PredictWork, work_for
+from unetpp.predict.protocol import applied_line
+from unetpp.predict.work import PredictItem, PredictWork, model_protocol, work_for
 from unetpp.runtimes import Runtime
 
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -63,15 +64,38 @@ def as_bgr(image: np.ndarray, channel_order: str = "rgb", bit16: str = "stretch"
 class Model:
     """A loaded segmentation model: a runtime kept open between calls. Use as a context manager or close()."""
 
-    def __init__(self, runtime: Runtime, options: PredictOptions | None = None) -> None:
+    def __init__(self, runtime: Runtime, options: PredictOptions | None = None, choice: Any = None) -> None:
         self.runtime = runtime.activate()
         self.options = options or PredictOptions()
+        self.choice = choice  # how the runtime was chosen (compile.fast.RuntimeChoice), where load() chose it
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Which model runs, the one description every caller shows (serve's /v1/model and responses, summaries):
+        its name, the file the runtime runs and its SHA-256, the source it came from, the backend, the output
+        channels, the preprocessing, why this runtime, and the predict protocol it applies by default."""
+        from unetpp.atomic import file_sha256
+
+        if getattr(self, "_identity", None) is None:
+            path = Path(self.runtime.model)
+            source = Path(self.choice.source) if self.choice is not None else path
+            self._identity = {
+                "name": source.stem, "file": path.name, "sha256": file_sha256(path),
+                "source_sha256": file_sha256(source) if source != path else None,
+                "backend": self.runtime.name, "backend_version": self.runtime.version(),
+                "outputs": self.runtime.outputs, "preprocessing": self.runtime.preprocess.to_dict(),
+                "runtime": self.choice.describe() if self.choice is not None else self.runtime.selection,
+                "runtime_line": self.choice.line() if self.choice is not None else self.runtime.name,
+                "protocol": model_protocol(self.runtime).apply(self.options).to_dict()}
+            self._identity["protocol_line"] = applied_line(self._identity["protocol"])
+        return self._identity
 
     @property
     def info(self) -> dict[str, Any]:
         """What runs: backend, model file, outputs, the preprocessing the model declares."""
         return {**self.runtime.describe(), "runtime": self.runtime.selection, "outputs": self.runtime.outputs,
-                "preprocess": self.runtime.preprocess.to_dict(), "input_shape": list(self.runtime.input_shape)}
+                "preprocess": self.runtime.preprocess.to_dict(), "input_shape": list(self.runtime.input_shape),
+                "protocol": model_protocol(self.runtime).apply(self.options).to_dict()}
 
     def _work(self, options: PredictOptions, out_dir: Path | None = None) -> PredictWork:
         return work_for(self.runtime, options, out_dir)
@@ -99,10 +123,9 @@ class Model:
         out = []
         for rec in result.records:
             res = rec.pop("result")
-            table = [dict(zip(("label", "area_px", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1",
-                               "bbox_x1"), row)) for row in res["rows"]]
-            out.append((res["labels"], {"nuclei": rec["nuclei"], "table": table, "prob": res["prob"],
-                                        "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"]}))
+            out.append((res["labels"], {"nuclei": rec["nuclei"], "table": res["table"], "prob": res["prob"],
+                                        "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"],
+                                        "protocol": res["protocol"].to_dict()}))
         if tracker is not None:
             tracker.done()
         return out
@@ -116,13 +139,15 @@ class Model:
         return self.predict_many([image], channel_order, progress=progress, cancel=cancel, **options)[0]
 
     def predict_folder(self, inputs: str | Path | Sequence[str | Path], output: str | Path,
-                       ids: Sequence[str] | None = None, progress: bool = False, **options: Any) -> dict[str, Any]:
-        """`unetpp predict` on files or folders: writes masks, labels, tables, counts.csv; returns the summary."""
+                       ids: Sequence[str] | None = None, progress: bool = False, executor: Any = None,
+                       overwrite: bool = False, resume: bool = True, **options: Any) -> dict[str, Any]:
+        """`unetpp predict` on files or folders: writes masks, labels, tables, counts.csv; returns the summary.
+        `executor` (core.executors; default this process), `overwrite` and `resume` as `unetpp predict`'s."""
         from unetpp.predict.folder import predict_paths
 
         paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         return predict_paths(paths, output, self.runtime, _options(self.options, options), ids=ids,
-                             progress=progress)
+                             progress=progress, executor=executor, overwrite=overwrite, resume=resume)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits (N, C_out, S, S) for a float32 (N, 3, S, S) batch already normalised as the model expects."""
@@ -173,7 +198,7 @@ class _Progress:
 
 def load(model: str | Path | None = "instance", backend: str | None = None, device: str | None = None,
          threads: int | None = None, precision: str | None = None, depth: int | None = None,
-         **options: Any) -> Model:
+         runtime_options: Callable[[str], dict[str, Any]] | None = None, **options: Any) -> Model:
     """A shipped model by name: "instance" (default: foreground + border, nuclei from seeds and a watershed) or
     "guide" (the guide's 1-output model); or a checkpoint (.pt/.pth), an ONNX file or an OpenVINO IR.
 
@@ -181,13 +206,18 @@ def load(model: str | Path | None = "instance", backend: str | None = None, devi
     set of train images is within 0.005 of fp32, built once and cached; else fp32), unless `backend` or
     `precision` ("fp32", "int8") say otherwise; `model.info["runtime"]` says what runs. `depth` (1..4) prunes a
     deeply supervised model to X0,depth. Keyword `options` become the model's default predict options (e.g.
-    mode="tile")."""
+    mode="tile"). `runtime_options(backend)`, where given, makes the chosen backend's own options (the command
+    line's --backend-option ...); else threads and device are mapped onto them.
+
+    The one door: `unetpp predict`, `unetpp serve` and the napari plugin open their model here."""
     from unetpp.compile.fast import choose_runtime, open_choice
     from unetpp.runtimes import runtime_class
 
+    opts = _options(PredictOptions(), options)  # a bad option is refused before a first-use build of the model
     choice = choose_runtime(model, backend, precision, depth, device=device, threads=threads)
-    runtime = open_choice(choice, **runtime_class(choice.backend).map_flags(threads, device))
-    return Model(runtime, _options(PredictOptions(), options))
+    flags = runtime_options(choice.backend) if runtime_options else runtime_class(choice.backend).map_flags(
+        threads, device)
+    return Model(open_choice(choice, **flags), opts, choice)
 
 
 def evaluate(results: str | Path, masks: str | Path, ids: Sequence[str] | None = None) -> dict[str, Any]:

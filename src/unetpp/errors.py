@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 
+class Problem(str):
+    """A message made by expected_found that keeps its parts (what, expected, found, fix): a server answers with
+    them as fields instead of parsing the text. It is the message itself wherever a string is wanted."""
+
+    what: str
+    expected: str
+    found: str
+    fix: str
+
+    def fields(self) -> dict[str, str]:
+        return {"what": self.what, "expected": self.expected, "found": self.found, "fix": self.fix}
+
+
+def problem_of(error: object) -> Problem | None:
+    """The structured message of an error (a UnetppError made from expected_found) or of a message, if it has one."""
+    found = getattr(error, "problem", None) if isinstance(error, BaseException) else error
+    return found if isinstance(found, Problem) else None
+
+
 class UnetppError(Exception):
-    """Base class: the CLI prints the message and exits non-zero without a traceback."""
+    """Base class: the CLI prints the message and exits non-zero without a traceback. An error made from
+    expected_found carries its parts (`problem`)."""
 
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.problem = args[0] if args and isinstance(args[0], Problem) else None
 
 
 class InputError(UnetppError):
@@ -35,7 +59,9 @@ class Cancelled(UnetppError):
     exit_code = 130
 
 
-def expected_found(what: str, expected: object, found: object, fix: str = "") -> str:
-    """Build the standard message: what, expected X, found Y[, fix]."""
+def expected_found(what: str, expected: object, found: object, fix: str = "") -> Problem:
+    """Build the standard message: what, expected X, found Y[, fix] (a str that keeps its parts)."""
     msg = f"{what}: expected {expected}, found {found}"
-    return f"{msg}. {fix}" if fix else msg
+    problem = Problem(f"{msg}. {fix}" if fix else msg)
+    problem.what, problem.expected, problem.found, problem.fix = str(what), str(expected), str(found), str(fix)
+    return problem

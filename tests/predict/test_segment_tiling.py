@@ -6,9 +6,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from tile_harness import blend_tiles
 
 from unetpp.errors import InputError
-from unetpp.predict.tiling import blend_tiles, blend_window, count_windows, iter_windows, window_starts
+from unetpp.predict.tiling import blend_window, count_windows, iter_windows, window_starts
 
 
 def test_window_starts_cover_evenly_with_the_overlap():

@@ -139,8 +139,8 @@ def test_zip_holds_each_images_files_and_the_counts(server: Server, images: list
         assert zf.read(f"{stem}_labels.png") == base64.b64decode(body["png"]["labels"])
         assert len(zf.read(f"{stem}_nuclei.csv").decode().splitlines()) == body["nuclei"] + 1
     counts = zf.read("counts.csv").decode().splitlines()
-    assert counts[0] == "image,height,width,mode,nuclei"
-    assert [int(line.split(",")[-1]) for line in counts[1:]] == [b["nuclei"] for b in one]
+    assert counts[0] == "image,height,width,mode,nuclei,scale"
+    assert [int(line.split(",")[4]) for line in counts[1:]] == [b["nuclei"] for b in one]
 
 
 def test_zip_with_unreadable_files_returns_the_good_results_and_the_failures(server: Server,

@@ -60,8 +60,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_batch_size(p, 16, "tiles (or resized images) per runtime call", old="--batch")
     add_threads(p)
     add_device(p)
-    p.add_argument("--threshold", type=float, default=0.5, help="on the probability (default 0.5)")
-    p.add_argument("--min-area", type=int, default=10, help="drop nuclei smaller than this many pixels (default 10)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="foreground probability threshold: the seeds' t_fg for the instance model, the probability "
+                   "mask's for a 1-output model (default: the model's own (the instance model's seed setting from "
+                   "its metadata, 0.5 for the guide); predict_summary.json records the value applied)")
+    p.add_argument("--min-area", type=int, default=None,
+                   help="drop nuclei smaller than this many pixels of the image (default: the model's own "
+                   "(the instance model's seed setting, in its input pixels, 10 for the guide); "
+                   "predict_summary.json records the value applied)")
     p.add_argument("--no-split", action="store_true", help="nuclei = connected components, no split")
     p.add_argument("--bit16", choices=("stretch", "257"), default="stretch",
                    help="16-bit/float to 8-bit: stretch (0.1..99.9th percentile -> 0..255, default) or 257 (v/257)")
@@ -77,9 +83,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unetpp.compile.fast import choose_runtime, open_choice
+    from unetpp.api import load
     from unetpp.data.paths import read_ids
-    from unetpp.predict.folder import check_paths, format_summary, predict_paths
+    from unetpp.predict.folder import check_paths, format_summary
     from unetpp.predict.image import PredictOptions
 
     options = PredictOptions(mode=args.mode, scale=args.scale, overlap=args.overlap, batch=args.batch_size,
@@ -89,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
     ids = read_ids(args.ids) if args.ids else None
     executor = make_executor(args, chunk_size=1)
     check_paths(args.inputs, args.output, ids)  # a bad folder is refused before a first-use build of the model
-    choice = choose_runtime(args.model, args.backend, args.precision, args.depth, device=args.device,
-                            threads=args.threads)
-    runtime = open_choice(choice, **runtime_flags(args, choice.backend))
-    summary = predict_paths(args.inputs, args.output, runtime, options, ids=ids, progress=not args.no_progress,
-                            executor=executor, overwrite=args.overwrite, resume=args.resume)
+    with load(args.model, args.backend, device=args.device, threads=args.threads, precision=args.precision,
+              depth=args.depth, runtime_options=lambda backend: runtime_flags(args, backend)) as model:
+        summary = model.predict_folder(args.inputs, args.output, ids=ids, progress=not args.no_progress,
+                                       executor=executor, overwrite=args.overwrite, resume=args.resume,
+                                       **options.to_dict())
+        choice = model.choice
     for note in summary.get("notes", []):
         print(f"unetpp predict: {note}", file=sys.stderr)
     print(format_summary(summary))

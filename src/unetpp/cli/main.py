@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from unetpp.errors import UnetppError
+from unetpp.log import cli_handler
 
 # Each module unetpp.cli.cmd_<name> ('-' read as '_') defines add_parser(subparsers) and run(args) -> int.
 COMMANDS = ["run", "prepare", "preprocess", "export", "infer", "evaluate", "train", "compile", "bench", "predict",
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         sys.stdout.write(overview())
         return 2
+    cli_handler()  # the library's notices (logging, the `unetpp` logger) on stderr as `unetpp: ...`
     try:
         return int(args._run(args) or 0)
     except UnetppError as exc:

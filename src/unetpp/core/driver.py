@@ -30,9 +30,7 @@ from typing import Any
 import numpy as np
 
 from unetpp.atomic import remove_stale_temps
-from unetpp.errors import Cancelled, InputError, OutputError, UnetppError, expected_found
-
-_STOP = object()
+from unetpp.errors import Cancelled, InputError, OutputError, UnetppError, expected_found, problem_of
 
 
 class BatchWork:
@@ -180,182 +178,333 @@ class _Units:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The error's message as one line; a structured one (errors.Problem) kept whole, so its parts travel on."""
+    problem = problem_of(exc)
+    if problem is not None and "\n" not in problem:
+        return problem
     msg = str(exc).strip()
     return msg.splitlines()[0] if msg else type(exc).__name__
 
 
-def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: DriverSettings) -> DriverResult:
-    """Run every item through prepare → runtime (batched) → accept → finish in this process. `runtime` is
-    activated here if it is not yet (and then left active for the caller to close). `items` may be a stream (a
-    generator fed by a server's requests): it is consumed by the prepare thread as items arrive."""
-    settings.check()
-    result = DriverResult()
-    if isinstance(items, Sequence) and not items:
-        return result
-    runtime.activate()
-    t_start = time.perf_counter()
-    stop = threading.Event()
-    gate = _Units(settings.batch_size * settings.prefetch_batches)
-    inbox: queue.Queue = queue.Queue()
-    post: queue.Queue = queue.Queue(maxsize=4 * settings.prefetch_batches + 8)
-    tasks: list[_Task] = []
-    # A stream (a server) hands each item to on_done and keeps nothing: memory stays flat however long it runs.
-    retain = settings.on_done is None
-    futures: dict[int, Future] = {}
-    errors: list[BaseException] = []
-    fatal_lock = threading.Lock()
+# Events between the three threads (prepare -> this thread -> post), typed rather than string-tagged tuples.
+@dataclass(frozen=True)
+class Units:
+    """Prepared units of an item (float32 (k, C, H, W)), prepare thread -> compute loop."""
 
-    def fatal(exc: BaseException) -> None:
-        with fatal_lock:
-            errors.append(exc)
-        stop.set()
+    task: _Task
+    units: np.ndarray
 
-    def producer() -> None:
+
+@dataclass(frozen=True)
+class PrepareFailed:
+    """An item failed with one of the work's `catch` errors (its first line)."""
+
+    task: _Task
+    error: str
+
+
+@dataclass(frozen=True)
+class ItemPrepared:
+    """All of an item's units were handed over: once their outputs are accepted, it can be finished."""
+
+    task: _Task
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The runtime's outputs of an item's units start..start+k-1, compute loop -> post thread."""
+
+    task: _Task
+    start: int
+    outputs: np.ndarray
+
+
+class _Stop:
+    """The end of a stream of events."""
+
+
+STOP = _Stop()
+Event = Units | PrepareFailed | ItemPrepared | Outputs | _Stop
+
+
+class Pipeline:
+    """One run of run_pipeline: the prepare thread (`produce`), this thread batching units into runtime calls
+    (`compute`), the post thread (`consume`: accept, then hand complete items to the finish pool) and the
+    results gathered in item order (`collect`)."""
+
+    def __init__(self, items: Iterable[Any], work: BatchWork, runtime: Any, settings: DriverSettings) -> None:
+        self.items, self.work, self.runtime, self.settings = items, work, runtime, settings
+        self.result = DriverResult()
+        self.stop = threading.Event()
+        self.gate = _Units(settings.batch_size * settings.prefetch_batches)
+        self.inbox: queue.Queue[Event] = queue.Queue()
+        self.post: queue.Queue[Event] = queue.Queue(maxsize=4 * settings.prefetch_batches + 8)
+        self.tasks: list[_Task] = []
+        # A stream (a server) hands each item to on_done and keeps nothing: memory stays flat however long it runs.
+        self.retain = settings.on_done is None
+        self.futures: dict[int, Future] = {}
+        self.errors: list[BaseException] = []
+        self._fatal_lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=settings.finish_threads, thread_name_prefix="unetpp-finish")
+        self.finishing = threading.Semaphore(settings.finish_threads * 2)
+        self.batches = _Batches(self)
+
+    def fatal(self, exc: BaseException) -> None:
+        with self._fatal_lock:
+            self.errors.append(exc)
+        self.stop.set()
+
+    def run(self) -> DriverResult:
+        self.runtime.activate()
+        t_start = time.perf_counter()
+        threads = [threading.Thread(target=self.produce, name="unetpp-prepare", daemon=True),
+                   threading.Thread(target=self.consume, name="unetpp-post", daemon=True)]
+        for t in threads:
+            t.start()
         try:
-            for index, item in enumerate(items):
-                if stop.is_set():
+            self.compute()
+        except BaseException as exc:  # noqa: BLE001 - a runtime error stops the run; re-raised below
+            self.fatal(exc)
+        finally:
+            self.post.put(STOP)
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.1)
+                    if self.stop.is_set():  # unblock a producer waiting on the gate or a full queue
+                        _drain(self.inbox)
+            self.pool.shutdown(wait=True)
+        self.collect()
+        if self.errors:
+            raise self.errors[0]
+        self.result.wall_s = time.perf_counter() - t_start - self.result.warmup_s
+        return self.result
+
+    # -- the prepare thread ----------------------------------------------------------------------
+    def produce(self) -> None:
+        try:
+            for index, item in enumerate(self.items):
+                if self.stop.is_set():
                     break
                 task = _Task(index, item)
-                if retain:
-                    tasks.append(task)
-                try:
-                    task.state, chunks = work.prepare(task.item)
-                    for chunk in chunks:
-                        for part in _split(chunk, settings.batch_size):
-                            if not gate.take(len(part), stop):
-                                return
-                            inbox.put(("units", task, part))
-                except work.catch as exc:
-                    if isinstance(exc, OutputError):
-                        raise
-                    inbox.put(("fail", task, _first_line(exc)))
-                    continue
-                inbox.put(("end", task, None))
+                if self.retain:
+                    self.tasks.append(task)
+                if not self._prepare(task):
+                    return
         except BaseException as exc:  # noqa: BLE001 - anything else stops the run, re-raised by the caller
-            fatal(exc)
+            self.fatal(exc)
         finally:
-            inbox.put((_STOP, None, None))
+            self.inbox.put(STOP)
 
-    pool = ThreadPoolExecutor(max_workers=settings.finish_threads, thread_name_prefix="unetpp-finish")
-    finishing = threading.Semaphore(settings.finish_threads * 2)
-
-    def finish(task: _Task) -> dict[str, Any]:
+    def _prepare(self, task: _Task) -> bool:
+        """Hand an item's units over (False: the run stopped meanwhile)."""
         try:
-            record = work.finish(task.item, task.state)
-            record.setdefault("key", work.key(task.item))
-            if settings.on_done is not None:
-                settings.on_done(task.item, record, None)
+            task.state, chunks = self.work.prepare(task.item)
+            for chunk in chunks:
+                for part in _split(chunk, self.settings.batch_size):
+                    if not self.gate.take(len(part), self.stop):
+                        return False
+                    self.inbox.put(Units(task, part))
+        except self.work.catch as exc:
+            if isinstance(exc, OutputError):
+                raise
+            self.inbox.put(PrepareFailed(task, _first_line(exc)))
+            return True
+        self.inbox.put(ItemPrepared(task))
+        return True
+
+    # -- the post thread and the finish pool ------------------------------------------------------
+    def consume(self) -> None:
+        try:
+            while True:
+                event = self.post.get()
+                if isinstance(event, _Stop):
+                    return
+                self._on_post(event)
+        except BaseException as exc:  # noqa: BLE001
+            self.fatal(exc)
+
+    def _on_post(self, event: Event) -> None:
+        task = event.task  # type: ignore[union-attr]
+        if isinstance(event, Outputs):
+            if task.failed is None:
+                try:
+                    self.work.accept(task.state, event.start, event.outputs)
+                except self.work.catch as exc:
+                    task.failed = _first_line(exc)
+            return
+        if isinstance(event, PrepareFailed):
+            task.failed = task.failed or event.error
+        elif task.failed is None:  # ItemPrepared, all its outputs accepted
+            self.finishing.acquire()
+            fut = self.pool.submit(self.finish, task)  # a write error stops the run through fatal() either way
+            if self.retain:
+                self.futures[task.index] = fut
+            return
+        task.state = None
+        self._done(task, None, task.failed)
+        if self.settings.progress is not None:
+            self.settings.progress(1)
+
+    def _done(self, task: _Task, record: dict[str, Any] | None, error: str | None) -> None:
+        if self.settings.on_done is not None:
+            self.settings.on_done(task.item, record, error)
+
+    def finish(self, task: _Task) -> dict[str, Any]:
+        try:
+            record = self.work.finish(task.item, task.state)
+            record.setdefault("key", self.work.key(task.item))
+            self._done(task, record, None)
             return record
         except OutputError as exc:  # every later write would fail too: stop
-            fatal(exc)
+            self.fatal(exc)
             raise
-        except work.catch as exc:
-            if settings.on_done is not None:
-                settings.on_done(task.item, None, _first_line(exc))
+        except self.work.catch as exc:
+            self._done(task, None, _first_line(exc))
             raise
         finally:
             task.state = None
-            finishing.release()
-            if settings.progress is not None:
-                settings.progress(1)
+            self.finishing.release()
+            if self.settings.progress is not None:
+                self.settings.progress(1)
 
-    def consumer() -> None:
-        try:
-            while True:
-                kind, task, payload = post.get()
-                if kind is _STOP:
-                    return
-                if kind == "accept":
-                    if task.failed is None:
-                        start, out = payload
-                        try:
-                            work.accept(task.state, start, out)
-                        except work.catch as exc:
-                            task.failed = _first_line(exc)
-                elif kind == "fail":
-                    task.failed = task.failed or payload
-                elif kind == "end" and task.failed is None:
-                    finishing.acquire()
-                    fut = pool.submit(finish, task)  # a write error stops the run through fatal() either way
-                    if retain:
-                        futures[task.index] = fut
+    def collect(self) -> None:
+        """Records and failures in item order."""
+        result, work = self.result, self.work
+        for task in self.tasks:
+            fut = self.futures.get(task.index)
+            if fut is not None:
+                try:
+                    result.records.append(fut.result())
+                except OutputError as exc:
+                    self.errors.append(exc)
+                except work.catch as exc:
+                    result.failures.append({"key": work.key(task.item), "error": _first_line(exc)})
+                except BaseException as exc:  # noqa: BLE001
+                    self.errors.append(exc)
+            elif task.failed is not None:
+                result.failures.append({"key": work.key(task.item), "error": task.failed})
+
+    # -- this thread: units into batches, batches through the runtime ----------------------------
+    def compute(self) -> None:
+        settings, batches = self.settings, self.batches
+        while True:
+            if settings.cancel is not None and settings.cancel.is_set():
+                self.fatal(Cancelled("cancelled"))
+            if self.stop.is_set():
+                break
+            if batches.inflight and self.inbox.empty():  # nothing to batch yet: finish the oldest request
+                batches.complete_oldest()  # (its units return to the gate, so the prepare thread can go on)
+                continue
+            if settings.max_wait_ms is not None and batches.n_pending:
+                try:
+                    event: Event | None = self.inbox.get(timeout=settings.max_wait_ms / 1000.0)
+                except queue.Empty:  # nothing more arrived in time: run the partial batch now
+                    batches.flush()
+                    batches.drain()
                     continue
-                if kind in ("fail", "end") and task.failed is not None:
-                    task.state = None
-                    if settings.on_done is not None:
-                        settings.on_done(task.item, None, task.failed)
-                    if settings.progress is not None:
-                        settings.progress(1)
-        except BaseException as exc:  # noqa: BLE001
-            fatal(exc)
+            else:
+                event = _get(self.inbox, settings.cancel)
+            if event is None:  # the wait was cut short by a cancel
+                continue
+            if isinstance(event, _Stop):
+                break
+            if isinstance(event, Units):
+                batches.add(event)
+            else:
+                batches.defer(event)
+        if not self.stop.is_set():
+            batches.flush()
+            batches.drain()
 
-    threads = [threading.Thread(target=producer, name="unetpp-prepare", daemon=True),
-               threading.Thread(target=consumer, name="unetpp-post", daemon=True)]
-    for t in threads:
-        t.start()
 
-    pending: list[tuple[_Task, int, np.ndarray]] = []  # (task, start unit index, units)
-    deferred: list[tuple[str, _Task, Any]] = []  # events to post after the pending batch
-    sent: dict[int, int] = {}
-    warm = settings.warmup == 0
+class _Batches:
+    """The compute side of a Pipeline: units gathered into batches of exactly batch_size (one shape per batch),
+    warm-up, runtime calls (several in flight on a runtime that runs requests at once, e.g. OpenVINO's async
+    infer requests, completed in submission order), outputs and the events that must follow them posted."""
 
-    # Batches in flight on a runtime that runs several requests at once (OpenVINO's async infer requests):
-    # (handle, the batch's (task, start, units), events to post after it). Completed in submission order.
-    inflight: deque[tuple[Any, list[tuple[_Task, int, np.ndarray]], list[tuple[str, _Task, Any]]]] = deque()
-    busy = {"since": None}
+    def __init__(self, pipe: Pipeline) -> None:
+        self.pipe = pipe
+        self.pending: list[tuple[_Task, int, np.ndarray]] = []  # (task, start unit index, units)
+        self.n_pending = 0
+        self.deferred: list[Event] = []  # events to post after the pending batch
+        self.sent: dict[int, int] = {}
+        self.warm = pipe.settings.warmup == 0
+        self.inflight: deque[tuple[Any, list[tuple[_Task, int, np.ndarray]], list[Event]]] = deque()
+        self.busy_since: float | None = None
 
-    def post_outputs(y: np.ndarray, parts: list[tuple[_Task, int, np.ndarray]],
-                     events: list[tuple[str, _Task, Any]]) -> None:
+    def add(self, event: Units) -> None:
+        """Fill batches of exactly batch_size units, splitting a chunk where needed."""
+        size, units, task = self.pipe.settings.batch_size, event.units, event.task
+        if self.pending and self.pending[0][2].shape[1:] != units.shape[1:]:
+            self.flush()  # units of another size (windows of a free-size model): a batch holds one shape
+        off = 0
+        while off < units.shape[0]:
+            take = min(size - self.n_pending, units.shape[0] - off)
+            start = self.sent.get(task.index, 0)
+            self.sent[task.index] = start + take
+            self.pending.append((task, start, units[off:off + take]))
+            self.n_pending += take
+            off += take
+            if self.n_pending == size:
+                self.flush()
+
+    def defer(self, event: Event) -> None:
+        self.deferred.append(event)
+        if not self.pending:
+            self.flush()
+
+    def _post_outputs(self, y: np.ndarray, parts: list[tuple[_Task, int, np.ndarray]], events: list[Event]) -> None:
         row = 0
         for task, start, units in parts:
             k = units.shape[0]
-            post.put(("accept", task, (start, y[row:row + k])))
+            self.pipe.post.put(Outputs(task, start, y[row:row + k]))
             row += k
-        gate.give(row)
+        self.pipe.gate.give(row)
         for ev in events:
-            post.put(ev)
+            self.pipe.post.put(ev)
 
-    def complete_oldest() -> None:
-        handle, parts, events = inflight.popleft()
+    def complete_oldest(self) -> None:
+        runtime, result = self.pipe.runtime, self.pipe.result
+        handle, parts, events = self.inflight.popleft()
         y, pad = runtime.collect(handle)
         result.compute_ms.append(float(runtime.last_compute_ms))
         result.call_ms.append(float(runtime.last_call_ms))
         result.n_padded += pad
-        if not inflight:
-            result.busy_s += time.perf_counter() - busy["since"]
-        post_outputs(y, parts, events)
+        if not self.inflight and self.busy_since is not None:
+            result.busy_s += time.perf_counter() - self.busy_since
+        self._post_outputs(y, parts, events)
 
-    def flush() -> None:
-        nonlocal warm
-        if not pending:
-            if inflight:  # events must follow the outputs still in flight
-                inflight[-1][2].extend(deferred)
+    def drain(self) -> None:
+        while self.inflight:
+            self.complete_oldest()
+
+    def flush(self) -> None:
+        if not self.pending:
+            if self.inflight:  # events must follow the outputs still in flight
+                self.inflight[-1][2].extend(self.deferred)
             else:
-                for ev in deferred:
-                    post.put(ev)
-            deferred.clear()
+                for ev in self.deferred:
+                    self.pipe.post.put(ev)
+            self.deferred.clear()
             return
+        settings, runtime, result = self.pipe.settings, self.pipe.runtime, self.pipe.result
         if settings.cancel is not None and settings.cancel.is_set():
             raise Cancelled("cancelled")  # set while this batch was being gathered
-        x = pending[0][2] if len(pending) == 1 else np.concatenate([p[2] for p in pending])
-        if not warm:
-            t0 = time.perf_counter()
-            for _ in range(settings.warmup):
-                runtime.infer_padded(x)
-            result.warmup_s += time.perf_counter() - t0
-            warm = True
+        x = self.pending[0][2] if len(self.pending) == 1 else np.concatenate([p[2] for p in self.pending])
+        self._warm_up(x)
         result.batch_sizes.append(int(x.shape[0]))
         result.n_units += int(x.shape[0])
-        parts, events = list(pending), list(deferred)
-        pending.clear()
-        deferred.clear()
+        parts, events = list(self.pending), list(self.deferred)
+        self.pending.clear()
+        self.deferred.clear()
+        self.n_pending = 0
         depth = max(1, int(getattr(runtime, "max_in_flight", 1) or 1)) if settings.loop == 1 else 1  # known
         if depth > 1:  # once the runtime has compiled (after the warm-up)
-            if not inflight:
-                busy["since"] = time.perf_counter()
-            inflight.append((runtime.submit(x), parts, events))
-            while len(inflight) >= depth:
-                complete_oldest()
+            if not self.inflight:
+                self.busy_since = time.perf_counter()
+            self.inflight.append((runtime.submit(x), parts, events))
+            while len(self.inflight) >= depth:
+                self.complete_oldest()
             return
         for _ in range(settings.loop):
             y, pad = runtime.infer_padded(x)
@@ -363,85 +512,26 @@ def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: 
             result.call_ms.append(float(runtime.last_call_ms))
             result.busy_s += float(runtime.last_compute_ms) / 1000.0
         result.n_padded += pad
-        post_outputs(y, parts, events)
+        self._post_outputs(y, parts, events)
 
-    def drain_inflight() -> None:
-        while inflight:
-            complete_oldest()
+    def _warm_up(self, x: np.ndarray) -> None:
+        if self.warm:
+            return
+        t0 = time.perf_counter()
+        for _ in range(self.pipe.settings.warmup):
+            self.pipe.runtime.infer_padded(x)
+        self.pipe.result.warmup_s += time.perf_counter() - t0
+        self.warm = True
 
-    try:
-        n_pending = 0
-        while True:
-            if settings.cancel is not None and settings.cancel.is_set():
-                fatal(Cancelled("cancelled"))
-            if stop.is_set():
-                break
-            if inflight and inbox.empty():  # nothing to batch yet: finish the oldest request rather than wait
-                complete_oldest()  # (its units return to the gate, so the prepare thread can go on)
-                continue
-            if settings.max_wait_ms is not None and n_pending:
-                try:
-                    kind, task, payload = inbox.get(timeout=settings.max_wait_ms / 1000.0)
-                except queue.Empty:  # nothing more arrived in time: run the partial batch now
-                    flush()
-                    drain_inflight()
-                    n_pending = 0
-                    continue
-            else:
-                kind, task, payload = _get(inbox, settings.cancel)
-            if kind is None:  # the wait was cut short by a cancel
-                continue
-            if kind is _STOP:
-                break
-            if kind == "units":  # fill batches of exactly batch_size units, splitting a chunk where needed
-                if pending and pending[0][2].shape[1:] != payload.shape[1:]:
-                    flush()  # units of another size (windows of a free-size model): a batch holds one shape
-                    n_pending = 0
-                off = 0
-                while off < payload.shape[0]:
-                    take = min(settings.batch_size - n_pending, payload.shape[0] - off)
-                    start = sent.get(task.index, 0)
-                    sent[task.index] = start + take
-                    pending.append((task, start, payload[off:off + take]))
-                    n_pending += take
-                    off += take
-                    if n_pending == settings.batch_size:
-                        flush()
-                        n_pending = 0
-            else:
-                deferred.append((kind, task, payload))
-                if not pending:
-                    flush()
-        if not stop.is_set():
-            flush()
-            drain_inflight()
-    except BaseException as exc:  # noqa: BLE001 - a runtime error stops the run; re-raised below
-        fatal(exc)
-    finally:
-        post.put((_STOP, None, None))
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)
-                if stop.is_set():  # unblock a producer waiting on the gate or a full queue
-                    _drain(inbox)
-        pool.shutdown(wait=True)
-    for task in tasks:
-        fut = futures.get(task.index)
-        if fut is not None:
-            try:
-                result.records.append(fut.result())
-            except OutputError as exc:
-                errors.append(exc)
-            except work.catch as exc:
-                result.failures.append({"key": work.key(task.item), "error": _first_line(exc)})
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-        elif task.failed is not None:
-            result.failures.append({"key": work.key(task.item), "error": task.failed})
-    if errors:
-        raise errors[0]
-    result.wall_s = time.perf_counter() - t_start - result.warmup_s
-    return result
+
+def run_pipeline(items: Iterable[Any], work: BatchWork, runtime: Any, settings: DriverSettings) -> DriverResult:
+    """Run every item through prepare → runtime (batched) → accept → finish in this process. `runtime` is
+    activated here if it is not yet (and then left active for the caller to close). `items` may be a stream (a
+    generator fed by a server's requests): it is consumed by the prepare thread as items arrive."""
+    settings.check()
+    if isinstance(items, Sequence) and not items:
+        return DriverResult()
+    return Pipeline(items, work, runtime, settings).run()
 
 
 def _split(chunk: np.ndarray, size: int) -> list[np.ndarray]:
@@ -452,8 +542,8 @@ def _split(chunk: np.ndarray, size: int) -> list[np.ndarray]:
     return [chunk[i:i + size] for i in range(0, chunk.shape[0], size)]
 
 
-def _get(q: queue.Queue, cancel: threading.Event | None) -> tuple[Any, Any, Any]:
-    """The next event; with a cancel event, waits in short steps and gives (None, None, None) once it is set."""
+def _get(q: queue.Queue, cancel: threading.Event | None) -> Any:
+    """The next event; with a cancel event, waits in short steps and gives None once it is set."""
     if cancel is None:
         return q.get()
     while not cancel.is_set():
@@ -461,7 +551,7 @@ def _get(q: queue.Queue, cancel: threading.Event | None) -> tuple[Any, Any, Any]
             return q.get(timeout=0.05)
         except queue.Empty:
             continue
-    return None, None, None
+    return None
 
 
 def _drain(q: queue.Queue) -> None:

@@ -137,7 +137,7 @@ def segment_stack(model: Any, stack: ImageStack, keep_prob: bool = False,
             rows = [{**r, "label": r["label"] + offset, "plane_label": r["label"]} for r in info["table"]]
             flat[k] = np.where(lab > 0, lab + offset, 0)
             per_plane.append((k, rows, mean_intensity(plane, lab, top)))
-            metas.append(info["meta"])
+            metas.append({**info["meta"], "protocol": info["protocol"]})
             if prob is not None:
                 prob.reshape(flat.shape)[k] = info["prob"]
             offset += top

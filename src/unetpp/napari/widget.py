@@ -36,6 +36,8 @@ from unetpp.atomic import write_text_atomic
 from unetpp.errors import Cancelled, InputError, UnetppError, expected_found
 from unetpp.napari.models import SHIPPED, get_model
 from unetpp.napari.planes import ImageStack, Segmentation, image_stack, segment_stack
+from unetpp.predict.protocol import applied_line
+from unetpp.predict.table import csv_text
 
 TITLE = "Segment nuclei"
 MODEL_FILE = "a file..."
@@ -241,6 +243,10 @@ class SegmentNucleiWidget(Container):
         labels = self._put(Labels, f"{request.layer_name} nuclei", seg.labels, geometry, features=features)
         planes = request.stack.n_planes
         self.status.value = f"{seg.count} in {request.layer_name!r}" + (f", {planes} planes" if planes > 1 else "")
+        applied = (seg.meta or [{}])[0].get("protocol")
+        if applied:  # the values applied, the model's own included (predict/protocol.py)
+            labels.metadata["unetpp_protocol"] = applied
+            self.status.value += f" ({applied_line(applied)})"
         self.progress.value = 100
         self.features = features
         self.table.value = table_rows(features)
@@ -265,7 +271,8 @@ class SegmentNucleiWidget(Container):
         if self.features is None:
             raise InputError("no nucleus table yet: run a segmentation first")
         path = Path(path)
-        write_text_atomic(path, self.features.drop(columns="index").to_csv(index=False))
+        shown = self.features.drop(columns="index")
+        write_text_atomic(path, csv_text(list(shown.columns), list(shown.astype(object).itertuples(index=False))))
         return path
 
     def _on_export(self, *_: Any) -> None:

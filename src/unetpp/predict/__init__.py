@@ -5,7 +5,6 @@ from unetpp.predict.image import PredictOptions
 from unetpp.predict.imageio import read_image
 from unetpp.predict.instances import label_nuclei, nucleus_table
 from unetpp.predict.single import predict_image, predict_one
-from unetpp.predict.tiling import blend_tiles
 
-__all__ = ["PredictOptions", "blend_tiles", "label_nuclei", "nucleus_table", "predict_image", "predict_one",
+__all__ = ["PredictOptions", "label_nuclei", "nucleus_table", "predict_image", "predict_one",
            "predict_paths", "read_image"]

@@ -57,10 +57,11 @@ def _probs(runtime: Any, crops: list[np.ndarray], size: int, shape: tuple[int, i
     """Each crop squeezed to size x size (INTER_LINEAR, as data/prepare.py), predicted in one call, its
     foreground probability resized to `shape` (height, width): where the nuclei are measured, at most the crop's
     own size, less for a large one (the 96 px prediction holds no finer detail)."""
-    from unetpp.predict.image import tile_probs
+    from unetpp.data.preprocess import normalize
+    from unetpp.eval.metrics import sigmoid
 
-    squeezed = np.stack([cv2.resize(c, (size, size)) for c in crops])
-    probs = tile_probs(runtime, squeezed)
+    x = np.stack([normalize(cv2.resize(c, (size, size))) for c in crops])
+    probs = sigmoid(np.asarray(runtime.infer_padded(x)[0], np.float32)[:, 0])
     return [cv2.resize(p, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) for p in probs]
 
 

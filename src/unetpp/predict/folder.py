@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,6 +13,7 @@ from tqdm import tqdm
 
 from unetpp.atomic import write_json_atomic, write_text_atomic
 from unetpp.errors import InputError, OutputError, expected_found
+from unetpp.log import logger
 from unetpp.predict.image import PredictOptions, output_paths
 from unetpp.predict.sources import (  # noqa: F401 - re-exported
     COUNTS,
@@ -28,9 +26,9 @@ from unetpp.predict.sources import (  # noqa: F401 - re-exported
     gather_sources,
     is_own_output,
 )
+from unetpp.predict.table import counts_csv
 from unetpp.runtimes import Runtime
 
-COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei", "seconds", "scale"]
 LEGACY_PATTERNS = tuple(f"*{suf}" for suf in OUTPUT_SUFFIXES) + (SUMMARY, COUNTS, GALLERY)
 
 
@@ -60,15 +58,6 @@ def stable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     runtime.pop("selection", None)
     runtime["options"] = {k: v for k, v in (runtime.get("options") or {}).items() if "thread" not in k}
     return {**settings, "runtime": runtime}
-
-
-def _counts_csv(records: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COUNTS_HEADER)
-    for r in records:
-        w.writerow([r["image"], r["height"], r["width"], r["mode"], r["nuclei"], r.get("seconds"), r.get("scale")])
-    return buf.getvalue()
 
 
 def check_paths(inputs: Sequence[str | Path], out_dir: str | Path, ids: Sequence[str] | None = None) -> Any:
@@ -111,10 +100,12 @@ def predict_paths(inputs: Sequence[str | Path], out_dir: str | Path, runtime: Ru
     owned = not runtime.active  # a runtime the caller activated stays active
     runtime.activate()
     try:
-        from unetpp.predict.work import resolve_mode
+        from unetpp.predict.work import model_protocol, resolve_mode
 
         options = resolve_mode(options, runtime.metadata)  # the run folder records the mode that runs
-        settings = json.loads(json.dumps({"options": options.to_dict(), "runtime": runtime.describe()}, default=str))
+        applied = model_protocol(runtime).apply(options)  # and the values that decide, the model's own included
+        settings = json.loads(json.dumps({"options": options.to_dict(), "protocol": applied.to_dict(),
+                                          "runtime": runtime.describe()}, default=str))
         planned = [p for s in gathered.sources for p in output_paths(out_dir, s.stem, options).values()]
         planned += [out_dir / n for n in (SUMMARY, COUNTS) + ((GALLERY,) if options.overlay else ())]
         with RunFolder(out_dir, stable_settings(settings), overwrite=overwrite, command="predict", files=planned,
@@ -162,7 +153,7 @@ def _predict(gathered: Gathered, out_dir: Path, runtime: Runtime, options: Predi
     for f in result.failures:
         failures.append({"image": f["key"], "error": f["error"]})
         if progress:
-            print(f"unetpp predict: {f['error']}", file=sys.stderr)
+            logger("predict").warning(f"predict: {f['error']}")
     order = {work.key(it): i for i, it in enumerate(todo)}
     records = sorted(result.skipped + result.records, key=lambda r: order.get(r.get("key"), -1))
     for r in records:
@@ -186,7 +177,7 @@ def _predict(gathered: Gathered, out_dir: Path, runtime: Runtime, options: Predi
     }
     summary.pop("runtime", None)
     try:
-        write_text_atomic(out_dir / COUNTS, _counts_csv(records))
+        write_text_atomic(out_dir / COUNTS, counts_csv(records))
         if options.overlay:
             _gallery(out_dir, records, summary)
         write_json_atomic(out_dir / SUMMARY, summary)

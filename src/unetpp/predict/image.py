@@ -14,16 +14,13 @@ import cv2
 import numpy as np
 
 from unetpp.atomic import write_bytes_atomic, write_text_atomic
-from unetpp.config import PreprocessConfig
-from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError, OutputError, expected_found
-from unetpp.eval.metrics import sigmoid
 from unetpp.predict import scale as scale_rules
 from unetpp.predict.imageio import BIT16_MODES
-from unetpp.predict.instances import CSV_HEADER, DEFAULT_MIN_AREA, label_nuclei, nucleus_table
+from unetpp.predict.protocol import PostProcessing, foreground
+from unetpp.predict.table import NucleusTable
 from unetpp.predict.tiling import DEFAULT_FLOOR, DEFAULT_OVERLAP
 from unetpp.report.overlay import write_overlay
-from unetpp.runtimes import Runtime
 
 MODES = ("auto", "resize", "tile")  # auto: tile for a model that declares its scale rule (instance), else resize
 OUTPUT_SUFFIXES = {"mask": "_mask.png", "labels": "_labels.png", "prob": "_prob.png", "overlay": "_overlay.png",
@@ -39,8 +36,11 @@ class PredictOptions:
     scale: str | float = "auto"  # tile mode: auto | fit | area | nuclei | a factor (see segment.scale)
     overlap: float = DEFAULT_OVERLAP
     batch: int = 16
-    threshold: float = 0.5  # on the probability sigmoid(logit)
-    min_area: int = DEFAULT_MIN_AREA
+    # None: the model's own (predict/protocol.py). A value acts on the parameter that decides for the model: the
+    # seeds' foreground threshold t_fg and minimum nucleus area (image pixels) for the instance model, the
+    # probability threshold and minimum area of the distance split for a foreground-only model
+    threshold: float | None = None
+    min_area: int | None = None
     split: bool = True
     save_prob: bool = False
     overlay: bool = False  # <stem>_overlay.png: predicted contours over the image, and index.html for the run
@@ -58,11 +58,12 @@ class PredictOptions:
         if self.mode not in MODES:
             raise InputError(expected_found("--mode", " or ".join(MODES), repr(self.mode)))
         object.__setattr__(self, "scale", scale_rules.parse_scale(self.scale))
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise InputError(expected_found("--threshold", "a probability in (0, 1)", self.threshold))
         if not isinstance(self.batch, int) or self.batch < 1:
             raise InputError(expected_found("--batch", "an integer >= 1", self.batch))
-        if self.min_area < 0:
+        if self.min_area is not None and (not isinstance(self.min_area, int) or isinstance(self.min_area, bool)
+                                          or self.min_area < 0):
             raise InputError(expected_found("--min-area", "an integer >= 0", self.min_area))
         if self.bit16 not in BIT16_MODES:
             raise InputError(expected_found("--bit16", " or ".join(BIT16_MODES), repr(self.bit16)))
@@ -88,54 +89,16 @@ def outputs_complete(out_dir: str | Path, stem: str, options: PredictOptions) ->
     return all(p.is_file() for p in output_paths(Path(out_dir), stem, options).values())
 
 
-def tile_probs(runtime: Runtime, tiles: np.ndarray, cfg: PreprocessConfig | None = None) -> np.ndarray:
-    """(n, S, S, 3) BGR uint8 tiles -> (n, S, S) foreground probabilities, in one synchronous call (the first pass
-    of the `nuclei` scale rule, scripts); `unetpp predict` itself runs its tiles on the driver (predict/work.py)."""
-    x = np.stack([normalize(t, cfg) for t in tiles])
-    logits, _ = runtime.infer_padded(x)
-    return sigmoid(np.asarray(logits, np.float32)[:, 0])
-
-
-def predict_resize(img: np.ndarray, runtime: Runtime) -> np.ndarray:
-    """The guide's protocol: INTER_LINEAR to SxS (as data/prepare.py), predict, bilinear back to H x W."""
-    h, w = img.shape[:2]
-    s = int(runtime.input_shape[-1])
-    prob = tile_probs(runtime, cv2.resize(img, (s, s))[None])[0]
-    return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def median_nucleus_area(prob: np.ndarray, options: PredictOptions) -> float | None:
-    labels = label_nuclei(prob >= options.threshold, options.min_area, options.split)
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
-    return float(np.median(areas)) if areas.size else None
-
-
-def postprocess(prob: np.ndarray, options: PredictOptions, outputs: list[str] | None = None,
-                seed_params: dict[str, Any] | None = None, scale: float | None = None) -> dict[str, Any]:
-    """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table.
-
-    A model with a border channel separates touching nuclei by seeds (foreground minus border, predict/seeds.py),
-    with the parameters it was tuned with (its metadata; areas given at the model's input scale are converted to
-    the image's pixels by 1/scale^2); a foreground-only model by the distance-transform split
-    (predict/instances.py)."""
+def postprocess(prob: np.ndarray, post: PostProcessing, outputs: list[str] | None = None,
+                scale: float | None = None) -> dict[str, Any]:
+    """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table, by the
+    model's post-processing (predict/protocol.py: seeds for a model with a border channel, the distance split for a
+    foreground-only one); `scale`: the factor the model ran at (the seeds' model-input areas follow it)."""
     outputs = outputs or ["foreground"]
     maps = prob if prob.ndim == 3 else prob[None]
-    fg = maps[outputs.index("foreground")] if "foreground" in outputs else maps[0]
-    mask = fg >= options.threshold
-    if "border" in outputs and options.split:
-        from unetpp.predict.seeds import SeedParams, labels_from_body_border
-
-        params = dict(seed_params or {})
-        area = 1.0 / (scale * scale) if scale else 1.0
-        for key in ("min_seed_area", "min_area"):
-            if key in params:
-                params[key] = max(1, round(params[key] * area))
-        labels = labels_from_body_border(fg, maps[outputs.index("border")], SeedParams.from_dict(params))
-        mask = labels > 0
-    else:
-        labels = label_nuclei(mask, options.min_area, options.split)
-    return {"prob": fg, "mask": mask, "labels": labels, "rows": nucleus_table(labels)}
+    mask, labels = post.split_maps(maps, outputs, scale)
+    return {"prob": foreground(maps, outputs), "mask": mask, "labels": labels,
+            "table": NucleusTable.from_labels(labels)}
 
 
 def record_from_files(path: Path | None, stem: str, paths: dict[str, Path], mode: str) -> dict[str, Any]:
@@ -153,10 +116,6 @@ def _png(arr: np.ndarray, what: str) -> bytes:
     return buf.tobytes()
 
 
-def _csv(rows: list[list[Any]]) -> str:
-    return "\n".join([",".join(CSV_HEADER)] + [",".join(str(v) for v in r) for r in rows]) + "\n"
-
-
 def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndarray | None = None) -> None:
     """Each file atomically; the nucleus table last, so its presence marks a complete image."""
     labels = result["labels"]
@@ -172,4 +131,4 @@ def write_outputs(result: dict[str, Any], paths: dict[str, Path], image: np.ndar
         if image is None:
             raise OutputError("an overlay needs the image it is drawn on")
         write_overlay(paths["overlay"], image, labels)
-    write_text_atomic(paths["nuclei"], _csv(result["rows"]))
+    write_text_atomic(paths["nuclei"], result["table"].to_csv())

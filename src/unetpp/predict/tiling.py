@@ -19,7 +19,7 @@ computed-to-output ratio (96 windows at 25 % overlap: ~1.8 plus the padding of s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -27,7 +27,6 @@ import numpy as np
 
 from unetpp.errors import InputError, expected_found
 
-TileFn = Callable[[np.ndarray], np.ndarray]  # (N, tile, tile, C) -> (N, tile, tile) float
 DEFAULT_OVERLAP = 0.25
 DEFAULT_FLOOR = 0.05
 # Windows for a model with free height/width: a whole image up to WHOLE_MAX_PIXELS (a bound on the runtime's
@@ -252,34 +251,3 @@ class TileBlender:
         if self.plan.blend == "hann":
             np.divide(self.acc, self.wsum, out=self.acc)
         return self.acc[..., :height, :width]
-
-
-def blend_tiles(image: np.ndarray, fn: TileFn, tile: int = 96, overlap: float = DEFAULT_OVERLAP, batch: int = 16,
-                floor: float = DEFAULT_FLOOR, stats: dict | None = None) -> np.ndarray:
-    """Run `fn` over overlapping windows of `image` (H, W, C) and blend: float32 (H, W).
-
-    `fn` gets a (n, tile, tile, C) view of a reused buffer (n <= batch) and returns (n, tile, tile) values.
-    `stats`, if given, receives n_tiles and n_batches.
-    """
-    if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(expected_found("image to tile", "an (H, W, C) array with H, W >= 1", image.shape))
-    if batch < 1:
-        raise InputError(expected_found("tile batch", "an integer >= 1", batch))
-    h0, w0 = image.shape[:2]
-    img = pad_to_tile(image, tile)
-    blender = TileBlender(img.shape[0], img.shape[1], tile, overlap, floor)
-    buf = np.empty((batch, tile, tile, img.shape[2]), img.dtype)
-    n_batches = 0
-    for start in range(0, blender.n_tiles, batch):
-        k = min(batch, blender.n_tiles - start)
-        for i in range(k):
-            y, x = blender.corner(start + i)
-            buf[i] = img[y:y + tile, x:x + tile]
-        out = np.asarray(fn(buf[:k]), dtype=np.float32)
-        if out.shape != (k, tile, tile):
-            raise InputError(expected_found("per-tile output", (k, tile, tile), out.shape))
-        blender.add(start, out)
-        n_batches += 1
-    if stats is not None:
-        stats.update(n_tiles=blender.n_tiles, n_batches=n_batches)
-    return blender.result(h0, w0)

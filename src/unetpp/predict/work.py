@@ -36,6 +36,7 @@ from unetpp.predict.image import (
     write_outputs,
 )
 from unetpp.predict.imageio import ImageInfo, read_image
+from unetpp.predict.protocol import PredictProtocol
 from unetpp.predict.tiling import TileBlender, WindowPlan, pad_to, plan_windows
 
 
@@ -57,8 +58,11 @@ class PredictWork(BatchWork):
                  previous: dict[str, dict[str, Any]] | None = None, first_pass_runtime: Any = None,
                  outputs_meaning: list[str] | None = None, normalizer: Any = None, logits: bool = True,
                  input_shape: tuple[int, int, int] | None = None, model_meta: dict[str, Any] | None = None,
-                 size_step: int | None = None) -> None:
+                 size_step: int | None = None, protocol: PredictProtocol | None = None) -> None:
         self.model_meta = model_meta or {}
+        self.outputs_meaning = outputs_meaning or ["foreground"]
+        # the model's own protocol (resolved once from its metadata); each item's options are applied to it
+        self.protocol = protocol or PredictProtocol.of_model(self.model_meta, self.outputs_meaning)
         self.size_step = size_step  # the runtime's: H/W free in multiples of it (None: input_shape only)
         self.options, self.cfg, self.out_dir = options, cfg, out_dir
         self.normalizer = normalizer or functools.partial(normalize, cfg=cfg)
@@ -67,7 +71,6 @@ class PredictWork(BatchWork):
         self.previous = previous or {}
         self._first_pass = first_pass_runtime  # an inactive runtime copy for the `nuclei` scale rule's first pass
         self._first_pass_lock = threading.Lock()
-        self.outputs_meaning = outputs_meaning or ["foreground"]
         # called (item key, units done, units in all) as each item's outputs come back (the API's progress)
         self.unit_progress: Callable[[str, int, int], None] | None = None
 
@@ -103,20 +106,21 @@ class PredictWork(BatchWork):
             img = np.ascontiguousarray(item.image)
             info = ImageInfo(item.stem, int(img.shape[0]), int(img.shape[1]), 3, str(img.dtype))
         opts = item.options or self.options
+        protocol = self.protocol.apply(opts)
         if item.image is None:
             img, info = read_image(item.path, opts.bit16, item.page)
-        state: dict[str, Any] = {"img": img, "info": info, "t0": t0, "opts": opts, "key": self.key(item),
-                                 "units_done": 0, "units_total": TTA_VIEWS if opts.tta else 1}
+        state: dict[str, Any] = {"img": img, "info": info, "t0": t0, "opts": opts, "protocol": protocol,
+                                 "key": self.key(item), "units_done": 0, "units_total": TTA_VIEWS if opts.tta else 1}
         size = self.input_shape[-1]
-        if opts.mode == "resize":
+        if protocol.mode == "resize":
             state["meta"] = {"scale": None, "n_tiles": 1}
             units = iter([self.normalizer(cv2.resize(img, (size, size)))[None]])
             return state, (with_tta(units, state) if opts.tta else units)
-        factor, meta = self._factor(img, opts)
+        factor, meta = self._factor(img, protocol)
         h, w = img.shape[:2]
         sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
         small = img if (sh, sw) == (h, w) else cv2.resize(img, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        plan = self.plan(sh, sw, opts)
+        plan = self.plan(sh, sw, opts, protocol)
         padded = pad_to(small, plan.height, plan.width)
         blender = TileBlender.from_plan(plan, opts.floor,
                                         channels=len(self.outputs_meaning) if len(self.outputs_meaning) > 1 else None)
@@ -127,15 +131,17 @@ class PredictWork(BatchWork):
         units = self._tiles(padded, blender, opts.batch)
         return state, (with_tta(units, state) if opts.tta else units)
 
-    def plan(self, height: int, width: int, opts: PredictOptions | None = None) -> WindowPlan:
+    def plan(self, height: int, width: int, opts: PredictOptions | None = None,
+             protocol: PredictProtocol | None = None) -> WindowPlan:
         """The windows of a scaled image: a model with free height/width and its own scale rule (or an explicit
         --window) gets the fewest computed pixels (tiling.plan_windows); a fixed-size model its own size."""
         opts = opts or self.options
+        protocol = protocol or self.protocol.apply(opts)
         size = self.input_shape[-1]
         if opts.window is not None and opts.window != size and not self.size_step:
             raise InputError(expected_found("--window", f"{size} (this model takes {size}x{size} inputs only)",
                                             opts.window, "export the model with free height/width"))
-        free = self.size_step if (opts.window is not None or self.model_meta.get("scale")) else None
+        free = self.size_step if protocol.free_windows else None
         return plan_windows(height, width, size, opts.overlap, step=free, window=opts.window)
 
     def _tiles(self, padded: np.ndarray, blender: TileBlender, step: int) -> Iterator[np.ndarray]:
@@ -148,8 +154,10 @@ class PredictWork(BatchWork):
                 chunk[i] = self.normalizer(padded[y:y + th, x:x + tw])
             yield chunk
 
-    def _factor(self, img: np.ndarray, opts: PredictOptions) -> tuple[float, dict[str, Any]]:
-        rule = resolve_auto(opts.scale, self.model_meta)
+    def _factor(self, img: np.ndarray, protocol: PredictProtocol) -> tuple[float, dict[str, Any]]:
+        """The factor an image is rescaled by (its scale rule), and what the record says about it. The accuracy
+        engineer's scale-agreement step goes here, after the first pass (one call site)."""
+        rule = protocol.scale_rule
         h, w = img.shape[:2]
         meta: dict[str, Any] = {"scale_rule": rule if isinstance(rule, str) else "fixed"}
         if isinstance(rule, float):
@@ -159,7 +167,8 @@ class PredictWork(BatchWork):
                 rt = self._first_pass
                 if rt is None:
                     raise UnetppError("the `nuclei` scale rule needs a runtime for its first pass")
-                first = estimate_nucleus_area(img, rt, opts.threshold, opts.min_area, opts.split)
+                how = protocol.first_pass_labelling
+                first = estimate_nucleus_area(img, rt, how.threshold, how.min_area, how.split)
             meta["first_pass_median_area"] = first.median_area
             meta["first_pass"] = first
             return scale_rules.nuclei_scale(first.median_area, h, w, self.input_shape[-1],
@@ -192,18 +201,17 @@ class PredictWork(BatchWork):
         else:
             prob = state["prob"]
         prob = _resize_maps(prob, h, w)
-        opts = state["opts"]
-        result = postprocess(prob, opts, self.outputs_meaning, self.model_meta.get("seed_params"),
-                             state["meta"].get("scale"))
+        opts, protocol = state["opts"], state["protocol"]
+        result = postprocess(prob, protocol.post, self.outputs_meaning, state["meta"].get("scale"))
         first = state["meta"].pop("first_pass", None)
         if first is not None:  # the estimate against what this pass found
-            areas = np.asarray([r[1] for r in result["rows"]], np.float64)
+            areas = np.asarray(result["table"].column("area_px"), np.float64)
             state["meta"]["scale_check"] = scale_check(first, areas, state["meta"]["scale"])
         result["meta"] = state["meta"]
         record = {"image": str(item.path) if item.path is not None else None, "stem": item.stem,
                   **({"page": item.page} if item.page else {}),
                   "height": info.height, "width": info.width, "channels": info.channels, "dtype": info.dtype,
-                  "mode": opts.mode, "nuclei": len(result["rows"]),
+                  "mode": protocol.mode, "nuclei": len(result["table"]),
                   "foreground_px": int(result["mask"].sum()), **state["meta"]}
         if self.out_dir is not None:
             paths = output_paths(self.out_dir, item.stem, opts)
@@ -211,7 +219,7 @@ class PredictWork(BatchWork):
             for p in paths.values():
                 self.wrote(p)
         else:
-            record["result"] = result
+            record["result"] = {**result, "protocol": protocol}
         record["seconds"] = round(time.perf_counter() - state["t0"], 4)
         return record
 
@@ -263,29 +271,23 @@ def tta_collect(acc: dict[int, list], start: int, probs: np.ndarray) -> Iterator
             yield tile, entry[0] / np.float32(TTA_VIEWS)
 
 
+def model_protocol(runtime: Any) -> PredictProtocol:
+    """The model's own predict protocol, from what its file says (its metadata and output channels)."""
+    return PredictProtocol.of_model(runtime.metadata, runtime.outputs)
+
+
 def resolve_mode(options: PredictOptions, model_meta: dict[str, Any] | None) -> PredictOptions:
-    """`--mode auto`: tile for a model that states the scale it was trained at (the instance model: its input is
-    a nucleus-normalised crop, never a whole squeezed image), else resize (the guide's protocol)."""
+    """`--mode auto` as the mode that runs: tile for a model that states the scale it was trained at (the instance
+    model: its input is a nucleus-normalised crop, never a whole squeezed image), else resize (the guide's)."""
     if options.mode != "auto":
         return options
-    declared = ((model_meta or {}).get("scale") or {}).get("rule")
-    return dataclasses.replace(options, mode="tile" if declared else "resize")
-
-
-def resolve_auto(rule: str | float, model_meta: dict[str, Any] | None) -> str | float:
-    """`--scale auto`: the rule the model was trained for (its metadata, e.g. the instance model's nuclei@150),
-    else the guide model's choice (scale.AUTO_RULE)."""
-    if rule != "auto":
-        return rule
-    return str(((model_meta or {}).get("scale") or {}).get("rule") or scale_rules.AUTO_RULE)
+    return dataclasses.replace(options, mode=PredictProtocol.of_model(model_meta, ("foreground",)).mode)
 
 
 def uses_guide_first_pass(runtime: Any, options: PredictOptions) -> bool:
     """Whether predict measures nuclei with the guide model first (first_pass_copy): the `nuclei` scale rule in
     tile mode, for a model with a border channel."""
-    rule = resolve_auto(options.scale, runtime.metadata)
-    return (isinstance(rule, str) and rule.startswith("nuclei") and options.mode == "tile"
-            and "border" in runtime.outputs)
+    return model_protocol(runtime).apply(options).first_pass == "guide"
 
 
 def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
@@ -293,26 +295,25 @@ def first_pass_copy(runtime: Any, options: PredictOptions) -> Any:
     inactive twin, or for a model with a border channel the shipped guide model, whose 96x96 resize pass
     estimates nucleus size far better than the instance model at scale 1 (59 vs 41 of 64 held-out train images
     within 25 % of the true scale: bench/results/instance_training.md)."""
-    rule = resolve_auto(options.scale, runtime.metadata)
-    if not (isinstance(rule, str) and rule.startswith("nuclei") and options.mode == "tile"):
-        return None
-    if "border" in runtime.outputs:
+    first = model_protocol(runtime).apply(options).first_pass
+    if first == "guide":
         from unetpp.runtimes import open_runtime
 
         # one thread: a 96x96 call in the prepare thread, while the model's own runtime holds the cores (two
         # thread pools on the same cores would spin against each other). The default runtime brings its own int8
         # build of the guide model (compile/first_pass.py); otherwise the shipped one.
         return open_runtime(getattr(runtime, "first_pass_model", None) or "guide", threads=1)
-    return runtime.inactive_copy()
+    return runtime.inactive_copy() if first == "self" else None
 
 
 def work_kwargs(runtime: Any, options: PredictOptions) -> dict[str, Any]:
     """What predict's work takes from an active runtime, as the runtime states it: preprocessing, input size,
-    output channels and kind, the model's own scale rule and post-processing parameters."""
+    output channels and kind, and the model's own protocol (scale rule, windows, post-processing)."""
     return {"cfg": runtime.preprocess, "first_pass_runtime": first_pass_copy(runtime, options),
             "outputs_meaning": runtime.outputs, "normalizer": runtime.image_normalizer(),
             "logits": runtime.outputs_are_logits, "input_shape": tuple(runtime.input_shape),
-            "model_meta": runtime.metadata or {}, "size_step": getattr(runtime, "size_step", None)}
+            "model_meta": runtime.metadata or {}, "size_step": getattr(runtime, "size_step", None),
+            "protocol": model_protocol(runtime)}
 
 
 def work_for(runtime: Any, options: PredictOptions, out_dir: Path | None = None,

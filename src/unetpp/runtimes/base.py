@@ -13,7 +13,6 @@ the guide's resize protocol) keep using. `size_step` None: the model takes `inpu
 
 from __future__ import annotations
 
-import sys
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from unetpp.config import PreprocessConfig
 from unetpp.errors import InputError, ModelFileError, expected_found
+from unetpp.log import logger
 
 _ASSUMED_DEFAULTS: set[str] = set()  # model files already told about (say it once per file and process)
 
@@ -171,9 +171,9 @@ class Runtime(ABC):
         key = str(self.model)
         if key not in _ASSUMED_DEFAULTS:
             _ASSUMED_DEFAULTS.add(key)
-            print(f"unetpp: {self.model.name} carries no preprocessing metadata; assuming the guide's "
-                  f"(BGR, ImageNet mean/std, extra /255, {self.input_shape[-1]} px, logit threshold 0.5)",
-                  file=sys.stderr)
+            logger("runtimes").warning(
+                f"{self.model.name} carries no preprocessing metadata; assuming the guide's (BGR, ImageNet mean/std, "
+                f"extra /255, {self.input_shape[-1]} px, logit threshold 0.5)")
         return PreprocessConfig(size=int(self.input_shape[-1]))
 
     @property

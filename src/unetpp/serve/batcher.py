@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from unetpp.core.driver import DriverSettings, run_pipeline
-from unetpp.errors import UnetppError
+from unetpp.errors import UnetppError, problem_of
+from unetpp.log import logger
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.work import PredictItem, PredictWork, first_pass_copy, work_kwargs
 from unetpp.serve.metrics import Metrics
@@ -172,8 +172,8 @@ class Batcher:
                 if self._stopping:
                     return
             except BaseException as exc:  # noqa: BLE001 - fail the held items, keep serving
-                print(f"unetpp serve: the batch driver stopped ({type(exc).__name__}: {exc}); restarting it",
-                      file=sys.stderr)
+                logger("serve").error(f"serve: the batch driver stopped ({type(exc).__name__}: {exc}); "
+                                      "restarting it")
                 self.metrics.error("driver")
                 for key in list(held):
                     self._resolve(key, None, f"internal error: {type(exc).__name__}", internal=True)
@@ -220,3 +220,4 @@ class ItemFailed(Exception):
     def __init__(self, message: str, internal: bool = False) -> None:
         super().__init__(message)
         self.internal = internal
+        self.problem = problem_of(message)  # the parts of a structured message (errors.Problem), if it is one

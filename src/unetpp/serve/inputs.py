@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from unetpp.errors import InputError, UnetppError
+from unetpp.errors import InputError, UnetppError, problem_of
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.imageio import to_bgr, to_uint8
 
@@ -23,7 +23,7 @@ OPTION_FIELDS = ("mode", "scale", "threshold", "min_area", "overlap")
 INCLUDE = ("labels", "mask", "overlay")
 DEFAULT_MODE = "tile"
 _STEM_BAD = re.compile(r"[^A-Za-z0-9._-]+")
-_MESSAGE = re.compile(r"^(?P<what>.*?): expected (?P<expected>.*), found (?P<found>.*?)(?:\. (?P<fix>.*))?$", re.S)
+
 
 
 class RequestError(InputError):
@@ -37,16 +37,17 @@ class RequestError(InputError):
         return {"error": self.error, "expected": self.expected, "found": self.found}
 
     @classmethod
-    def from_error(cls, status: int, exc: UnetppError) -> RequestError:
-        """A library error's message `what: expected X, found Y[. fix]` split into the response's fields."""
-        m = _MESSAGE.match(str(exc).strip())
-        if not m:
+    def from_error(cls, status: int, exc: BaseException) -> RequestError:
+        """A library error as the response's fields: its parts where it carries them (errors.Problem, made by
+        expected_found), else its message as the error."""
+        m = problem_of(exc)
+        if m is None:
             return cls(status, str(exc).strip() or type(exc).__name__)
-        what = m["what"]
+        what = m.what
         if what.startswith("--"):  # a PredictOptions check names the CLI flag; the API's field is named here
             what = "bad value for " + what[2:].replace("-", "_")
-        what += f" ({m['fix']})" if m["fix"] else ""
-        return cls(status, what, m["expected"], m["found"])
+        what += f" ({m.fix})" if m.fix else ""
+        return cls(status, what, m.expected, m.found)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import numpy as np
 
 from unetpp.errors import InputError, OutputError
 from unetpp.predict.image import PredictOptions, output_paths, write_outputs
-from unetpp.predict.instances import CSV_HEADER
+from unetpp.predict.protocol import applied_line
+from unetpp.predict.table import counts_csv
 from unetpp.report.overlay import draw_overlay
 from unetpp.serve.batcher import Batcher
 from unetpp.serve.inputs import Limits
@@ -26,7 +27,6 @@ from unetpp.serve.metrics import Metrics
 
 TASKS = {"border": "nuclei segmentation (UNet++, foreground + border), instances from seeds and a watershed",
          "foreground": "nuclei segmentation (UNet++), instances by a distance-transform split"}
-COUNTS_HEADER = ["image", "height", "width", "mode", "nuclei"]
 FAILURES_HEADER = ["name", "status", "error", "expected", "found"]
 
 
@@ -57,11 +57,6 @@ def png(arr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def nuclei_csv(rows: list[list[Any]]) -> str:
-    """The same text as `unetpp predict`'s <stem>_nuclei.csv."""
-    return "\n".join([",".join(CSV_HEADER)] + [",".join(str(v) for v in r) for r in rows]) + "\n"
-
-
 def _accuracy(card: dict[str, Any]) -> dict[str, Any]:
     """The model card's published figures, as /v1/model and the page show them."""
     return {"split": card.get("split"), "summary": card.get("summary"), **(card.get("figures") or {}),
@@ -85,11 +80,9 @@ class Service:
 
     def start(self) -> None:
         """Open the model (the shipped one by default), warm it, start the batch driver."""
-        from unetpp.atomic import file_sha256
-        from unetpp.compile.fast import choose_runtime, open_choice
+        from unetpp.api import load
         from unetpp.core.outputs import folder_problem
         from unetpp.model.cards import card_for
-        from unetpp.runtimes import runtime_class
 
         s = self.settings
         if s.save_dir:
@@ -97,19 +90,15 @@ class Service:
             if problem:
                 raise InputError(f"--save: {problem}")
             Path(s.save_dir).mkdir(parents=True, exist_ok=True)
-        choice = choose_runtime(s.model, s.backend, s.precision, s.depth, threads=s.threads)
-        source, path = choice.source, choice.model
-        runtime = open_choice(choice, **runtime_class(choice.backend).map_flags(s.threads))
+        # the one door (unetpp.load), with serve's default options: tile mode unless a request says otherwise
+        model = load(s.model, s.backend, threads=s.threads, precision=s.precision, depth=s.depth, mode="tile")
+        runtime = model.runtime
         batcher = Batcher(runtime, self.metrics, s.batch_size, s.max_wait_ms)
         batcher.start()
-        source_sha = file_sha256(source)
-        card = card_for(source, source_sha)  # the figures of this very file, if it is a shipped model
+        self.identity = model.identity
+        source_sha = self.identity["source_sha256"] or self.identity["sha256"]
+        card = card_for(model.choice.source, source_sha)  # the figures of this very file, if it is a shipped model
         shipped = card[0] if card else None
-        self.identity = {"name": source.stem, "file": path.name, "sha256": file_sha256(path),
-                         "source_sha256": source_sha if source != path else None,
-                         "backend": runtime.name, "backend_version": runtime.version(),
-                         "outputs": runtime.outputs, "preprocessing": runtime.preprocess.to_dict(),
-                         "runtime": choice.describe(), "runtime_line": choice.line()}
         self.card = {**self.identity, "shipped": shipped is not None, "shipped_name": shipped,
                      "input": list(runtime.input_shape),
                      "task": TASKS["border" if "border" in runtime.outputs else "foreground"],
@@ -127,13 +116,16 @@ class Service:
                  timings: dict[str, float], include: list[str]) -> dict[str, Any]:
         """The JSON of one segmented image; `include` adds labels/mask/overlay PNGs in base64."""
         result = record["result"]
+        applied = result["protocol"].to_dict()
         body: dict[str, Any] = {
             "image": {"name": stem, "height": record["height"], "width": record["width"]},
             "options": {"mode": options.mode, "scale": options.scale, "threshold": options.threshold,
                         "min_area": options.min_area, "overlap": options.overlap},
+            "protocol": applied,  # the values applied (the model's own where not given), and in one line:
+            "protocol_line": applied_line(applied),
             "nuclei": record["nuclei"], "foreground_px": record["foreground_px"],
             "scale": record.get("scale"), "n_tiles": record.get("n_tiles"),
-            "table": {"columns": CSV_HEADER, "rows": result["rows"]},
+            "table": {"columns": list(result["table"].columns), "rows": result["table"].rows},
             "model": self.identity, "timings": timings,
         }
         if include:
@@ -155,9 +147,7 @@ class Service:
         counts.csv (stems made unique); the files refused, if any, in failures.csv (name, status, error,
         expected, found)."""
         buf = io.BytesIO()
-        counts = io.StringIO()
-        w = csv.writer(counts, lineterminator="\n")
-        w.writerow(COUNTS_HEADER)
+        names: list[str] = []
         used: set[str] = set()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for stem, image, record in entries:
@@ -169,9 +159,9 @@ class Service:
                 files = self.files(image, record["result"])
                 for kind in ("labels", "mask", "overlay"):
                     zf.writestr(f"{name}_{kind}.png", files[kind])
-                zf.writestr(f"{name}_nuclei.csv", nuclei_csv(record["result"]["rows"]))
-                w.writerow([name, record["height"], record["width"], record["mode"], record["nuclei"]])
-            zf.writestr("counts.csv", counts.getvalue())
+                zf.writestr(f"{name}_nuclei.csv", record["result"]["table"].to_csv())
+                names.append(name)
+            zf.writestr("counts.csv", counts_csv([record for _, _, record in entries], names))
             if failures:
                 text = io.StringIO()
                 fw = csv.writer(text, lineterminator="\n")

@@ -69,10 +69,8 @@
     card.appendChild(el("img", { className: "overlay", alt: `nuclei outlined in ${file.name}`,
       src: "data:image/png;base64," + j.png.overlay }));
     card.appendChild(el("p", { className: "count" }, `${j.nuclei} nuclei`));
-    const applied = ["threshold", "min_area"].filter((k) => j.options[k] !== undefined && j.options[k] !== null)
-      .map((k) => `${k.replace("_", " ")} ${j.options[k]}`).join(", ");
-    card.appendChild(el("p", {}, `${j.image.width}x${j.image.height} px, ${j.options.mode} mode` +
-      (applied ? `, ${applied}` : "") + `, ${Math.round(j.timings.total_ms)} ms`));
+    card.appendChild(el("p", {}, `${j.image.width}x${j.image.height} px, ${j.protocol_line}, ` +
+      `${Math.round(j.timings.total_ms)} ms`));
     const box = el("details", { className: "table" });
     box.appendChild(el("summary", {}, "per-nucleus table"));
     box.appendChild(table(j.table.columns, j.table.rows));
@@ -129,7 +127,7 @@
     // the model's own published figures (its card), or a plain statement that this file has none
     const acc = m.accuracy ? `; ${m.accuracy.summary} on ${m.accuracy.split}` : "; no published figures for this model file";
     // what runs: runtime, precision and whether its accuracy was checked against fp32 (compile/fast.py)
-    const ran = m.runtime_line ? `; runs on ${m.runtime_line}` : "";
+    const ran = (m.runtime_line ? `; runs on ${m.runtime_line}` : "") + (m.protocol_line ? `; ${m.protocol_line}` : "");
     $("model").textContent = `model ${m.name} (${m.backend} ${m.backend_version}, sha256 ${m.sha256.slice(0, 12)}…)${acc}${ran}`;
   }
   loadModel();
