@@ -112,7 +112,8 @@ class Model:
         """Nuclei of one image: int32 labels (0 background, 1..n) at the image's size, and a dict with the count,
         the per-nucleus table, the foreground probability, the mask and what was done (scale, tiles).
         Keyword options are `unetpp predict`'s (mode, scale, threshold, min_area, overlap, batch ...);
-        `progress` and `cancel` as in predict_many."""
+        `progress` and `cancel` as in predict_many. Thread-safe: several threads may call it on one model at once
+        and each gets its own answer (OpenVINO: one infer request per call; ONNX Runtime: one session's run)."""
         return self.predict_many([image], channel_order, progress=progress, cancel=cancel, **options)[0]
 
     def predict_folder(self, inputs: str | Path | Sequence[str | Path], output: str | Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ class OpenVinoRuntime(Runtime):
     (static shapes run faster on the CPU plugin); a static model accepts only its own batch size. A model with
     free height/width (declared in its metadata) is compiled with dynamic H/W: one compiled model per batch size
     serves every image size (a static compile per size costs as much as the dynamic plugin's first call).
+
+    Thread-safe: one infer request per call. Each call (infer, submit) takes an idle request of its batch size from
+    a pool, or creates one, and gives it back when done; compiling a new batch size holds a lock. Several threads
+    may run one runtime at once (each gets its own answer); only the timing attributes (last_call_ms ...) are
+    shared, and say the last call that finished.
     """
 
     name = "openvino"
@@ -101,8 +107,8 @@ class OpenVinoRuntime(Runtime):
         if oshape.rank.is_static and oshape.rank.get_length() == 4 and oshape[1].is_static:
             self.output_channels = oshape[1].get_length()
         self._compiled: dict[int, Any] = {}
-        self._requests: dict[int, Any] = {}
-        self._idle: dict[int, list[Any]] = {}
+        self._idle: dict[int, list[Any]] = {}  # batch size -> infer requests not in use (one request per call)
+        self._lock = threading.Lock()  # guards compiling (a reshape changes the shared model) and the pools
         self._made: dict[int, int] = {}
         if self.static_batch is not None:
             self._compile(self.static_batch)
@@ -119,13 +125,19 @@ class OpenVinoRuntime(Runtime):
         return None
 
     def _compile(self, batch: int) -> None:
+        """Compile the model for a batch size, once, whichever thread asks first."""
+        with self._lock:
+            if batch not in self._compiled:
+                self._compile_now(batch)
+
+    def _compile_now(self, batch: int) -> None:
         if self.static_batch is None:
             shape = [batch, self.input_shape[0], -1, -1] if self.size_step else [batch, *self.input_shape]
             self._ov_model.reshape({self._ov_model.input(0).any_name: self._ov.PartialShape(shape)})
         device = str(self.options.get("device", "CPU"))
         compiled = self._core.compile_model(self._ov_model, device, self._config())
+        self._idle.setdefault(batch, []).append(compiled.create_infer_request())
         self._compiled[batch] = compiled
-        self._requests[batch] = compiled.create_infer_request()
         if self.max_in_flight == 1 and not self.options.get("requests") and str(self.options.get("hint", "")).lower() \
                 == "throughput":  # the plugin's own choice for its streams (benchmark_app's -nireq default)
             self.max_in_flight = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
@@ -139,10 +151,7 @@ class OpenVinoRuntime(Runtime):
         pad = 0 if static is None else static - n
         x = batch if not pad else np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
         key = x.shape[0]
-        if key not in self._compiled:
-            self._compile(key)
-        idle = self._idle.setdefault(key, [])
-        req = idle.pop() if idle else self._compiled[key].create_infer_request()
+        req = self._take_request(key)
         t0 = time.perf_counter()
         req.start_async({0: np.ascontiguousarray(x, dtype=np.float32)}, share_inputs=False)
         return ("async", (req, key, n, pad, t0, tuple(batch.shape[1:])))
@@ -155,13 +164,26 @@ class OpenVinoRuntime(Runtime):
         req.wait()
         out = np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)[:n]
         self.last_call_ms = self.last_compute_ms = (time.perf_counter() - t0) * 1000.0
-        self._idle[key].append(req)
+        self._give_back(key, req)
         self._check_output(out, (n, *chw))
         return out, pad
 
+    def _take_request(self, batch: int) -> Any:
+        """An infer request of this batch size that no other call is using (created when all are busy)."""
+        if batch not in self._compiled:
+            self._compile(batch)
+        with self._lock:
+            idle = self._idle.setdefault(batch, [])
+            if idle:
+                return idle.pop()
+        return self._compiled[batch].create_infer_request()
+
+    def _give_back(self, batch: int, request: Any) -> None:
+        with self._lock:
+            self._idle.setdefault(batch, []).append(request)
+
     def _deactivate(self) -> None:
         self._idle = {}
-        self._requests = {}
         self._compiled = {}
         for attr in ("_ov_model", "_core", "_ov"):
             self.__dict__.pop(attr, None)
@@ -169,11 +191,12 @@ class OpenVinoRuntime(Runtime):
     # -- inference -------------------------------------------------------------------------------
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         n = batch.shape[0]
-        if n not in self._requests:
-            self._compile(n)
-        req = self._requests[n]
-        req.infer({0: batch})
-        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        req = self._take_request(n)
+        try:
+            req.infer({0: batch})
+            return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        finally:
+            self._give_back(n, req)
 
     def version(self) -> str:
         try:
