@@ -24,7 +24,7 @@ import numpy as np
 from unetpp.core.driver import DriverSettings, run_pipeline
 from unetpp.errors import InputError, expected_found
 from unetpp.predict.image import PredictOptions
-from unetpp.predict.imageio import to_bgr, to_uint8
+from unetpp.predict.imageio import check_finite, to_bgr, to_uint8
 from unetpp.predict.work import PredictItem, PredictWork, work_for
 from unetpp.runtimes import Runtime
 
@@ -126,8 +126,11 @@ class Model:
                              progress=progress)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Raw logits (N, C_out, S, S) for a float32 (N, 3, S, S) batch already normalised as the model expects."""
-        return self.runtime.infer_padded(np.ascontiguousarray(batch, dtype=np.float32))[0]
+        """Raw logits (N, C_out, S, S) for a float32 (N, 3, S, S) batch already normalised as the model expects;
+        NaN or infinite inputs are refused."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        check_finite(x, "batch")
+        return self.runtime.infer_padded(x)[0]
 
     def close(self) -> None:
         self.runtime.deactivate()

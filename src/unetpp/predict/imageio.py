@@ -25,7 +25,7 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
-from unetpp.data.preprocess import describe_unreadable
+from unetpp.data.preprocess import describe_unreadable, nonfinite_values
 from unetpp.errors import InputError, expected_found
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -62,17 +62,22 @@ def to_uint8(img: np.ndarray, bit16: str = "stretch") -> np.ndarray:
     if img.dtype not in (np.uint16, np.float32, np.float64, np.int16, np.int32):
         raise InputError(expected_found("image sample type", "uint8, uint16 or float", str(img.dtype)))
     data = img.astype(np.float32)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        n_nan = int(np.isnan(data).sum())
-        raise InputError(expected_found("image values", "finite numbers",
-                                        f"{n_nan} NaN and {int(bad.sum()) - n_nan} infinite of {data.size} values"))
+    bad = nonfinite_values(data)
+    if bad:
+        raise InputError(expected_found("image values", "finite numbers", bad))
     lo, hi = np.percentile(data, STRETCH_PERCENTILES)
     if hi <= lo:  # a flat image: keep its level on the 8-bit scale where it is a 16-bit one, else mid-grey
         level = lo / 257.0 if img.dtype == np.uint16 else 0.0
         return np.full(img.shape, np.uint8(np.clip(round(level), 0, 255)))
     out = (data - lo) * np.float32(255.0 / (hi - lo))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def check_finite(arr: np.ndarray, what: str) -> None:
+    """Refuse an array with NaN or infinite values: expected finite numbers, found how many were not."""
+    bad = nonfinite_values(np.asarray(arr))
+    if bad:
+        raise InputError(expected_found(f"{what} values", "finite numbers", bad))
 
 
 def to_bgr(img: np.ndarray) -> np.ndarray:
