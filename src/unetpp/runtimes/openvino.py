@@ -16,6 +16,7 @@ from unetpp.runtimes.base import Runtime
 HINTS = {"throughput": "THROUGHPUT", "latency": "LATENCY"}
 PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
 MODEL_SUFFIXES = (".onnx", ".xml")
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # OpenVINO's devices made of others
 
 
 class OpenVinoRuntime(Runtime):
@@ -55,6 +56,30 @@ class OpenVinoRuntime(Runtime):
         prec = str(options.get("precision", "f32")).lower()
         if prec not in PRECISIONS:
             raise InputError(expected_found("openvino precision", ", ".join(sorted(PRECISIONS)), repr(prec)))
+        streams = options.get("streams")
+        if streams is not None and not (isinstance(streams, int) and not isinstance(streams, bool) and streams >= 1
+                                        or str(streams).upper() in ("AUTO", "NUMA")):
+            raise InputError(expected_found("openvino streams", "an integer >= 1, AUTO or NUMA", repr(streams)))
+        self._check_device(str(options.get("device", "CPU")))
+
+    @staticmethod
+    def _check_device(device: str) -> None:
+        """A device OpenVINO does not find here (`--device cuda`, `device=GPU` without one) is refused on
+        construction, before any work, not by the plugin at the first compile."""
+        head, _, listed = device.upper().partition(":")  # AUTO:GPU,CPU names the devices it chooses from
+        names = [n.lstrip("-").split("(")[0].split(".")[0] for n in listed.split(",") if n] if listed else [head]
+        names = [n for n in names if n not in VIRTUAL_DEVICES and n != "CPU"]
+        if not names:
+            return
+        try:
+            import openvino as ov
+        except ImportError:
+            return  # activate() says what to install
+        available = list(ov.Core().available_devices)
+        missing = [n for n in names if n.split(".")[0] not in {d.split(".")[0] for d in available}]
+        if missing:
+            raise RuntimeUnavailable(expected_found("openvino device", " or ".join(available) + " (the devices "
+                                                    "OpenVINO finds on this machine)", repr(device)))
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -135,7 +160,12 @@ class OpenVinoRuntime(Runtime):
             shape = [batch, self.input_shape[0], -1, -1] if self.size_step else [batch, *self.input_shape]
             self._ov_model.reshape({self._ov_model.input(0).any_name: self._ov.PartialShape(shape)})
         device = str(self.options.get("device", "CPU"))
-        compiled = self._core.compile_model(self._ov_model, device, self._config())
+        try:
+            compiled = self._core.compile_model(self._ov_model, device, self._config())
+        except RuntimeError as exc:  # a device or option the plugin refuses: a message, not a traceback
+            lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from")]
+            raise RuntimeUnavailable(f"openvino cannot compile {self.model.name} for device {device!r}: "
+                                     f"{(lines or [type(exc).__name__])[-1][:300]}") from None
         self._idle.setdefault(batch, []).append(compiled.create_infer_request())
         self._compiled[batch] = compiled
         if self.max_in_flight == 1 and not self.options.get("requests") and str(self.options.get("hint", "")).lower() \
