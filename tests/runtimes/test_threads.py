@@ -99,3 +99,22 @@ def test_runtime_infer_from_threads_at_one_batch_size(backend: str, onnx_model: 
     for i, rounds in enumerate(got):
         for out in rounds:
             np.testing.assert_allclose(out, alone[i], atol=1e-5, rtol=0)
+
+
+@pytest.mark.published
+@pytest.mark.slow
+def test_default_runtime_from_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What users get from `unetpp.load()` (OpenVINO int8 where it passes its check, built once into the suite's
+    own cache): several threads, each its own answer (the fault was first reported on this runtime)."""
+    pytest.importorskip("openvino")
+    import unetpp
+
+    monkeypatch.delenv("UNETPP_DEFAULT_RUNTIME", raising=False)
+    images = _images()
+    with unetpp.load() as model:
+        alone = [_labels_and_prob(model, img) for img in images]
+        got = _in_threads(lambda img: _labels_and_prob(model, img), images)
+    for i, rounds in enumerate(got):
+        for labels, prob in rounds:
+            np.testing.assert_array_equal(labels, alone[i][0])
+            np.testing.assert_allclose(prob, alone[i][1], atol=1e-5, rtol=0)
