@@ -89,3 +89,40 @@ def test_synthetic_main_job_rerun_gives_the_same_report(synthetic_run: tuple[Pat
     assert again["iou_guide"] == first["iou_guide"] and again["onnx"] == first["onnx"]
     assert "export ->" not in capsys.readouterr().out  # the export is reused (same checkpoint SHA-256)
     assert (out / "notes.txt").read_text() == "the user's notes in the run folder"
+
+
+def test_real_data_after_synthetic_starts_the_folder_clean(synthetic_run: tuple[Path, int, str, str],
+                                                           synthetic_root: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's order: `make run` without data (synthetic), then with the data, into the same folder. The
+    synthetic ids must not stay beside the real ones (`unetpp.evaluate` on the folder would score both)."""
+    import shutil
+
+    from unetpp.eval.evaluate import evaluate
+
+    out = tmp_path / "runs" / "main"
+    shutil.copytree(synthetic_run[0], out)
+    (out / "notes.txt").write_text("the user's notes")
+    synthetic_ids = read_ids(out / "synthetic_dsb" / "val_ids.txt")
+    real_ids = read_ids(synthetic_root / "val_ids.txt")  # another generated set, given as a dataset (--data)
+    assert not set(synthetic_ids) & set(real_ids)
+    capsys.readouterr()
+    assert main(["run", "--data", str(synthetic_root), "-o", str(out), "--threads", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "holds a run on the synthetic set" in printed and "starts clean" in printed, printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["synthetic_data"] is False and report["n_images"] == len(real_ids)
+    for folder, pattern in (("results/val", "*_0.bin"), ("dsb2018_96/masks/0", "*.png"), ("prep_dataset", "*.bin")):
+        stems = sorted(p.name.split(".")[0].removesuffix("_0") for p in (out / folder).glob(pattern))
+        assert stems == sorted(real_ids), folder
+    assert not (out / "synthetic_dsb").exists() and (out / "notes.txt").read_text() == "the user's notes"
+    scores = evaluate(out / "results" / "val", out / "dsb2018_96" / "masks" / "0")  # the README's line, no ids
+    assert scores["n_images"] == report["n_images"] and scores["iou_guide"] == pytest.approx(report["iou_guide"])
+    # and back: a synthetic run into the real run's folder starts clean too
+    monkeypatch.delenv("UNETPP_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "-o", str(out), "--threads", "2"]) == 0
+    assert "holds a run on the dataset at" in capsys.readouterr().out
+    assert sorted(p.name.removesuffix("_0.bin") for p in (out / "results" / "val").glob("*_0.bin")) == \
+        sorted(synthetic_ids)

@@ -24,7 +24,7 @@ import numpy as np
 from unetpp.core.driver import DriverSettings, run_pipeline
 from unetpp.errors import InputError, expected_found
 from unetpp.predict.image import PredictOptions
-from unetpp.predict.imageio import to_bgr, to_uint8
+from unetpp.predict.imageio import check_finite, to_bgr, to_uint8
 from unetpp.predict.protocol import applied_line
 from unetpp.predict.work import PredictItem, PredictWork, model_protocol, work_for
 from unetpp.runtimes import Runtime
@@ -135,7 +135,8 @@ class Model:
         """Nuclei of one image: int32 labels (0 background, 1..n) at the image's size, and a dict with the count,
         the per-nucleus table, the foreground probability, the mask and what was done (scale, tiles).
         Keyword options are `unetpp predict`'s (mode, scale, threshold, min_area, overlap, batch ...);
-        `progress` and `cancel` as in predict_many."""
+        `progress` and `cancel` as in predict_many. Thread-safe: several threads may call it on one model at once
+        and each gets its own answer (OpenVINO: one infer request per call; ONNX Runtime: one session's run)."""
         return self.predict_many([image], channel_order, progress=progress, cancel=cancel, **options)[0]
 
     def predict_folder(self, inputs: str | Path | Sequence[str | Path], output: str | Path,
@@ -150,8 +151,11 @@ class Model:
                              progress=progress, executor=executor, overwrite=overwrite, resume=resume)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Raw logits (N, C_out, S, S) for a float32 (N, 3, S, S) batch already normalised as the model expects."""
-        return self.runtime.infer_padded(np.ascontiguousarray(batch, dtype=np.float32))[0]
+        """Raw logits (N, C_out, S, S) for a float32 (N, 3, S, S) batch already normalised as the model expects;
+        NaN or infinite inputs are refused."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        check_finite(x, "batch")
+        return self.runtime.infer_padded(x)[0]
 
     def close(self) -> None:
         self.runtime.deactivate()

@@ -38,10 +38,46 @@ def run_job(
     t_start = time.perf_counter()
     root = resolve_data_dir(data, required=False)  # a path given (--data, UNETPP_DATA) must hold the dataset
     ck = load_checkpoint(checkpoint)  # a bad checkpoint is refused before anything is written
-    with RunFolder(out, None, command="run", legacy_names=RUN_ENTRIES) as folder:
+    source = data_source(root, ids_file)
+    earlier = _earlier_source(out)
+    if earlier is not None and earlier != source:
+        _log(f"{out} holds a run on {_describe(earlier)}; this run is on {_describe(source)}: it starts clean "
+             "(the earlier run's files are replaced, so the two never mix in one folder; other files stay)")
+    with RunFolder(out, source, overwrite=True, command="run", legacy_names=RUN_ENTRIES) as folder:
         report = _job(folder, root, ck, out, batchsize, backend, ids_file, threads, t_start)
         folder.finish({"n_images": report["n_images"]})
     return report
+
+
+def data_source(root: Path | None, ids_file: str | Path | None) -> dict[str, Any]:
+    """What a run folder's figures are about (its manifest's settings): the dataset (or the synthetic set) and the
+    ids. A run on another source starts the folder clean: synthetic and real ids never mix in results/ and
+    dsb2018_96/ (where `unetpp.evaluate` on the folder would score both)."""
+    import hashlib
+
+    ids = "val_ids.txt" if ids_file is None else hashlib.sha256(
+        "\n".join(sorted(read_ids(ids_file))).encode()).hexdigest()[:16]
+    return {"data": "synthetic" if root is None else str(Path(root).resolve()), "ids": ids}
+
+
+def _earlier_source(out: Path) -> dict[str, Any] | None:
+    """The source of the run already in `out` ({"data": "unknown"} for one from an older unetpp), None if none."""
+    from unetpp.core.runfolder import MANIFEST
+
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("command") != "run":
+        return None
+    settings = manifest.get("settings")
+    return settings if isinstance(settings, dict) else {"data": "unknown (a run from an older unetpp)"}
+
+
+def _describe(source: dict[str, Any]) -> str:
+    data = source.get("data")
+    what = "the synthetic set" if data == "synthetic" else f"the dataset at {data}"
+    return what + ("" if source.get("ids") in (None, "val_ids.txt") else f" (ids {source['ids']})")
 
 
 def _job(folder: Any, root: Path | None, ck: Any, out: Path, batchsize: int, backend: str,

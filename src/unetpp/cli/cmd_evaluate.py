@@ -99,6 +99,8 @@ def _run_instances(args: argparse.Namespace) -> int:
                    files=[report_dir / n for n in (CSV_NAME, SUMMARY_NAME, GALLERY_NAME)]) as folder:
         r = evaluate_full_resolution(args.instances, gt, ids=ids, out_dir=report_dir, overlays=args.overlays)
         folder.finish({"n_images": r["n_images"]})
+    for warning in r.get("warnings", []):
+        print(f"unetpp evaluate: warning: {warning}", file=sys.stderr)
     print(f"DSB2018 mAP (IoU 0.50-0.95): {r['map']:.4f}")
     print(f"AP@0.50: {r['ap_50']:.4f}  AP@0.75: {r['ap_75']:.4f}")
     print(f"pixel IoU (full resolution, per-image mean): {r['pixel_iou']:.4f}  Dice: {r['dice']:.4f}")

@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "names another. tile: rescale so nuclei have the size the model learned (--scale), then blended 96x96 "
         "windows. resize: the guide's protocol (squeeze to 96x96, predict, resize the probability back). A 1-output "
         "model's nuclei are connected components split by a distance-transform cut. Images already complete in OUT "
-        "are skipped.")
+        "are skipped. A multi-page TIFF is segmented page by page (<stem>_p<k>); a TIFF whose samples are not grey, "
+        "grey+alpha, RGB or RGBA (e.g. 2 fluorescence channels in one page) fails alone: save each channel as a "
+        "page of its own.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
                    help="image files or folders (a folder laid out as DSB2018 stage1_train gives its samples)")
     add_output(p, "output folder (a run folder: see --overwrite); not inside or around an input folder")

@@ -52,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+MAX_PORT = 65535
+
+
 def run(args: argparse.Namespace) -> int:
     from unetpp.errors import InputError, expected_found
     from unetpp.serve.inputs import Limits
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
                              ("--max-queue", args.max_queue, 1)):
         if value < low:
             raise InputError(expected_found(name, f"an integer >= {low}", value))
+    if args.port > MAX_PORT:  # the socket layer would take it modulo 65536, or fail only once the server starts
+        raise InputError(expected_found("--port", f"an integer from 0 to {MAX_PORT}", args.port))
     for name, value in (("--max-upload-mb", args.max_upload_mb), ("--timeout-s", args.timeout_s),
                         ("--num-cpus-per-replica", args.num_cpus_per_replica)):
         if not value > 0:

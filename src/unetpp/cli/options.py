@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 # Old spellings still accepted (scripts, the Makefile, ais_bench habits) but not shown in --help.
 HIDDEN = {"--out", "--batchsize", "--batch", "--warmup-count"}
@@ -110,3 +110,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kw: Any) -> None:
         kw.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kw)
+
+    def error(self, message: str) -> NoReturn:
+        """A usage error in one line (what was wrong, where the options are listed), exit 2: no usage block."""
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")

@@ -318,11 +318,21 @@ class RunFolder:
                 dst = self.aside / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(src, dst)
+            self._remove_emptied(old["files"])
         except OSError as exc:
             raise OutputError(f"cannot move the files of {self.path} aside to replace them: "
                               f"{exc.strerror or exc}") from None
         self.log(f"note: --overwrite: replacing the files unetpp wrote in {self.path} (the previous ones are "
                  "deleted when this run ends; other files stay)")
+
+    def _remove_emptied(self, files: Sequence[str]) -> None:
+        """Folders inside the run folder that held only the listed files, now moved aside (deepest first): the old
+        run leaves no empty tree behind (restoring recreates them)."""
+        folders = {parent for rel in files if not rel.startswith("../")
+                   for parent in (self.path / rel).parents if parent != self.path and self.path in parent.parents}
+        for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only where empty
 
     def _restore_interrupted_overwrite(self) -> None:
         """An overwrite killed before it finished left the old files aside: put them back. Runs with the lock held

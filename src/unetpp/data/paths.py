@@ -91,9 +91,20 @@ def split_ids(root: str | Path, split: str) -> list[str]:
     return ids
 
 
+def plain_name_problem(name: str) -> str | None:
+    """Why `name` cannot name one file or folder inside an output folder (a separator, `..`, an absolute path,
+    nothing), None when it can: ids and result folder names become output paths and must stay inside `-o`."""
+    if not name or name in (".", ".."):
+        return f"{name!r}"
+    if "/" in name or "\\" in name or "\0" in name or Path(name).is_absolute():
+        return f"{name!r} (a path: a name must not hold / or \\)"
+    return None
+
+
 def read_ids(path: str | Path) -> list[str]:
     """One id per line (CRLF and surrounding blanks ignored, blank lines skipped); order kept; a duplicate is an
-    error naming it (it would be counted twice)."""
+    error naming it (it would be counted twice), so is an id that is a path (`../x`, `/x`, `a/b`: ids name output
+    files, which must stay inside the output folder)."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -104,6 +115,11 @@ def read_ids(path: str | Path) -> list[str]:
     ids = [s.strip() for s in lines if s.strip()]
     if not ids:
         raise InputError(f"ids file {path}: expected one id per line, found no ids")
+    for n, s in enumerate(lines, 1):
+        problem = plain_name_problem(s.strip()) if s.strip() else None
+        if problem:  # an id names output files: `../x` would write outside the output folder
+            raise InputError(expected_found(f"ids file {path}", "one id per line, each a plain name",
+                                            f"{problem} on line {n}"))
     seen: dict[str, int] = {}
     for n, s in enumerate(lines, 1):
         s = s.strip()

@@ -158,11 +158,25 @@ def _read_float_file(path: Path, nbytes: int, shapes: Sequence[tuple[int, ...]],
     raise InputError(expected_found(f"{what} {path}", "a .bin or .npy file", f"suffix {path.suffix!r}"))
 
 
+def nonfinite_values(arr: np.ndarray) -> str | None:
+    """How many values of a float array are NaN or infinite ("1 NaN and 2 infinite of 300 values"), None if none."""
+    if not np.issubdtype(arr.dtype, np.floating):
+        return None
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return None
+    n_nan = int(np.isnan(arr).sum())
+    return f"{n_nan} NaN and {int(bad.sum()) - n_nan} infinite of {arr.size} values"
+
+
 def read_input(path: str | Path, cfg: PreprocessConfig | None = None) -> np.ndarray:
-    """One network input file as float32 (3, S, S)."""
+    """One network input file as float32 (3, S, S); NaN or infinite values are refused (that file alone)."""
     cfg = cfg or PreprocessConfig()
     shape = cfg.input_shape
     flat = _read_float_file(Path(path), cfg.input_nbytes, [shape, (1, *shape)], "input file")
+    bad = nonfinite_values(flat)
+    if bad:
+        raise InputError(expected_found(f"input file {path}", "finite numbers", bad))
     return flat.reshape(shape)
 
 

@@ -20,6 +20,7 @@ from unetpp.eval.instance_io import (
     prediction_ids,
     read_label_image,
     read_pred_foreground,
+    wrapped_ids_note,
 )
 from unetpp.eval.instance_metrics import (
     EMPTY_IMAGE_PRECISION,
@@ -84,11 +85,15 @@ def evaluate_instances(
     ids: Sequence[str] | None = None,
     on_image: ImageHook | None = None,
 ) -> dict[str, Any]:
-    """Pixel IoU/Dice, DSB2018 mAP, AP@0.5/0.75 and count error over the ids (sorted); no files written."""
+    """Pixel IoU/Dice, DSB2018 mAP, AP@0.5/0.75 and count error over the ids (sorted); no files written.
+    `warnings` names 8-bit label images whose ids may have wrapped past 255 (scored, but suspect)."""
     pred_dir, stage1_train = Path(pred_dir), find_stage1_train(gt)
-    rows, scores = [], []
+    rows, scores, suspect = [], [], []
     for id_ in sorted(select_ids(pred_dir, stage1_train, ids)):
         pred = read_label_image(pred_dir / f"{id_}{LABELS_SUFFIX}")
+        note = wrapped_ids_note(pred)
+        if note:
+            suspect.append(f"{id_}{LABELS_SUFFIX}: {note}")
         true = load_gt_instances(stage1_train, id_)
         if pred.shape != true.shape:
             raise InputError(expected_found(f"prediction {id_}{LABELS_SUFFIX}", f"the image's size {true.shape}",
@@ -119,7 +124,17 @@ def evaluate_instances(
         "modality_rule": "eval/modality.py: grey and mean < 100 fluorescence, grey and brighter brightfield, "
                          "colour stained",
         "per_image": rows,
+        "warnings": wrapped_ids_warnings(suspect),
     }
+
+
+def wrapped_ids_warnings(suspect: Sequence[str]) -> list[str]:
+    """One warning for the 8-bit label images whose ids may have wrapped (their scores may be wrong)."""
+    if not suspect:
+        return []
+    return [f"{len(suspect)} prediction(s) may have lost nuclei to 8-bit ids (their scores may be wrong; save "
+            f"labels as 16-bit PNGs, as unetpp predict does): {suspect[0]}"
+            + (f" (and {len(suspect) - 1} more)" if len(suspect) > 1 else "")]
 
 
 def by_modality(rows: Sequence[dict[str, Any]], scores: Sequence[Any]) -> dict[str, dict[str, Any]]:

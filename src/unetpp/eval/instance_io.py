@@ -46,7 +46,8 @@ def load_gt_instances(stage1_train: str | Path, id_: str) -> np.ndarray:
 
 
 def read_label_image(path: str | Path) -> np.ndarray:
-    """A label PNG as written by `unetpp predict` (uint16, 0 = background); uint8 is accepted too."""
+    """A label PNG as written by `unetpp predict` (uint16, 0 = background); uint8 is accepted too (see
+    wrapped_ids_note: more than 255 nuclei do not fit in it)."""
     path = Path(path)
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
     if img is None:
@@ -55,6 +56,26 @@ def read_label_image(path: str | Path) -> np.ndarray:
         raise InputError(expected_found(f"label image {path}", "one channel of uint16 instance ids",
                                         f"{img.dtype} of shape {img.shape}"))
     return img
+
+
+def wrapped_ids_note(labels: np.ndarray) -> str | None:
+    """Why an 8-bit label image's ids may have wrapped past 255 (id 256 becomes 0, 257 becomes 1 ...), or None.
+
+    Suspect: its largest id is 255, or an id covers regions that do not touch (8-connected), as two nuclei of
+    one wrapped id do. 16-bit labels (what `unetpp predict` writes) are never suspect."""
+    if labels.dtype != np.uint8 or not labels.any():
+        return None
+    from skimage.measure import label as connected_regions
+
+    top = int(labels.max())
+    n_ids = int(np.count_nonzero(np.bincount(labels.ravel(), minlength=256)[1:]))
+    n_regions = int(connected_regions(labels, background=0, connectivity=2).max())
+    if top < 255 and n_regions <= n_ids:
+        return None
+    parts = ([f"its largest id is {top}"] if top == 255 else []) + (
+        [f"{n_regions - n_ids} id(s) cover regions that do not touch ({n_ids} ids, {n_regions} regions)"]
+        if n_regions > n_ids else [])
+    return "an 8-bit label image whose ids may have wrapped past 255: " + "; ".join(parts)
 
 
 def read_pred_foreground(pred_dir: str | Path, id_: str, labels: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from unetpp.core.executors import LocalExecutor, run_batches
 from unetpp.core.outputs import folder_problem, refuse_inputs_inside, refuse_same_file
 from unetpp.core.runfolder import RunFolder, refuse_overlap
 from unetpp.core.summary import THROUGHPUT_DEFINITIONS, driver_figures, latency_stats, machine_info
+from unetpp.data.paths import plain_name_problem
 from unetpp.errors import InputError, expected_found
 from unetpp.infer.inputs import gather_inputs, screen_sizes
 from unetpp.infer.work import OUTFMTS, InferWork, output_path
@@ -79,6 +80,9 @@ def run_inference(
     if files is None and executor is not None and executor.name != "local":
         raise InputError(expected_found(f"--input with --engine {executor.name}", "at least one folder or file",
                                         "none (pure-inference mode runs with --engine local)"))
+    bad_name = plain_name_problem(output_dirname) if output_dirname is not None else None
+    if bad_name:  # `..` or a path would put the results (and the summary beside them) outside the output folder
+        raise InputError(expected_found("--output-dirname", "a plain folder name (inside -o)", bad_name))
     backend, model = resolve_model(model, backend, checkpoint_backend="torch")  # ais_bench: .pt runs as it is
     if files is not None and output_dirname:  # the overlap (the more telling refusal) first
         refuse_overlap(output / output_dirname, list(inputs or []))

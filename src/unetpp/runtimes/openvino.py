@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from unetpp.runtimes.base import Runtime
 HINTS = {"throughput": "THROUGHPUT", "latency": "LATENCY"}
 PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
 MODEL_SUFFIXES = (".onnx", ".xml")
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # OpenVINO's devices made of others
 
 
 class OpenVinoRuntime(Runtime):
@@ -26,6 +28,11 @@ class OpenVinoRuntime(Runtime):
     (static shapes run faster on the CPU plugin); a static model accepts only its own batch size. A model with
     free height/width (declared in its metadata) is compiled with dynamic H/W: one compiled model per batch size
     serves every image size (a static compile per size costs as much as the dynamic plugin's first call).
+
+    Thread-safe: one infer request per call. Each call (infer, submit) takes an idle request of its batch size from
+    a pool, or creates one, and gives it back when done; compiling a new batch size holds a lock. Several threads
+    may run one runtime at once (each gets its own answer); only the timing attributes (last_call_ms ...) are
+    shared, and say the last call that finished.
     """
 
     name = "openvino"
@@ -49,6 +56,30 @@ class OpenVinoRuntime(Runtime):
         prec = str(options.get("precision", "f32")).lower()
         if prec not in PRECISIONS:
             raise InputError(expected_found("openvino precision", ", ".join(sorted(PRECISIONS)), repr(prec)))
+        streams = options.get("streams")
+        if streams is not None and not (isinstance(streams, int) and not isinstance(streams, bool) and streams >= 1
+                                        or str(streams).upper() in ("AUTO", "NUMA")):
+            raise InputError(expected_found("openvino streams", "an integer >= 1, AUTO or NUMA", repr(streams)))
+        self._check_device(str(options.get("device", "CPU")))
+
+    @staticmethod
+    def _check_device(device: str) -> None:
+        """A device OpenVINO does not find here (`--device cuda`, `device=GPU` without one) is refused on
+        construction, before any work, not by the plugin at the first compile."""
+        head, _, listed = device.upper().partition(":")  # AUTO:GPU,CPU names the devices it chooses from
+        names = [n.lstrip("-").split("(")[0].split(".")[0] for n in listed.split(",") if n] if listed else [head]
+        names = [n for n in names if n not in VIRTUAL_DEVICES and n != "CPU"]
+        if not names:
+            return
+        try:
+            import openvino as ov
+        except ImportError:
+            return  # activate() says what to install
+        available = list(ov.Core().available_devices)
+        missing = [n for n in names if n.split(".")[0] not in {d.split(".")[0] for d in available}]
+        if missing:
+            raise RuntimeUnavailable(expected_found("openvino device", " or ".join(available) + " (the devices "
+                                                    "OpenVINO finds on this machine)", repr(device)))
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -101,8 +132,8 @@ class OpenVinoRuntime(Runtime):
         if oshape.rank.is_static and oshape.rank.get_length() == 4 and oshape[1].is_static:
             self.output_channels = oshape[1].get_length()
         self._compiled: dict[int, Any] = {}
-        self._requests: dict[int, Any] = {}
-        self._idle: dict[int, list[Any]] = {}
+        self._idle: dict[int, list[Any]] = {}  # batch size -> infer requests not in use (one request per call)
+        self._lock = threading.Lock()  # guards compiling (a reshape changes the shared model) and the pools
         self._made: dict[int, int] = {}
         if self.static_batch is not None:
             self._compile(self.static_batch)
@@ -119,13 +150,24 @@ class OpenVinoRuntime(Runtime):
         return None
 
     def _compile(self, batch: int) -> None:
+        """Compile the model for a batch size, once, whichever thread asks first."""
+        with self._lock:
+            if batch not in self._compiled:
+                self._compile_now(batch)
+
+    def _compile_now(self, batch: int) -> None:
         if self.static_batch is None:
             shape = [batch, self.input_shape[0], -1, -1] if self.size_step else [batch, *self.input_shape]
             self._ov_model.reshape({self._ov_model.input(0).any_name: self._ov.PartialShape(shape)})
         device = str(self.options.get("device", "CPU"))
-        compiled = self._core.compile_model(self._ov_model, device, self._config())
+        try:
+            compiled = self._core.compile_model(self._ov_model, device, self._config())
+        except RuntimeError as exc:  # a device or option the plugin refuses: a message, not a traceback
+            lines = [ln for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from")]
+            raise RuntimeUnavailable(f"openvino cannot compile {self.model.name} for device {device!r}: "
+                                     f"{(lines or [type(exc).__name__])[-1][:300]}") from None
+        self._idle.setdefault(batch, []).append(compiled.create_infer_request())
         self._compiled[batch] = compiled
-        self._requests[batch] = compiled.create_infer_request()
         if self.max_in_flight == 1 and not self.options.get("requests") and str(self.options.get("hint", "")).lower() \
                 == "throughput":  # the plugin's own choice for its streams (benchmark_app's -nireq default)
             self.max_in_flight = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
@@ -139,10 +181,7 @@ class OpenVinoRuntime(Runtime):
         pad = 0 if static is None else static - n
         x = batch if not pad else np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
         key = x.shape[0]
-        if key not in self._compiled:
-            self._compile(key)
-        idle = self._idle.setdefault(key, [])
-        req = idle.pop() if idle else self._compiled[key].create_infer_request()
+        req = self._take_request(key)
         t0 = time.perf_counter()
         req.start_async({0: np.ascontiguousarray(x, dtype=np.float32)}, share_inputs=False)
         return ("async", (req, key, n, pad, t0, tuple(batch.shape[1:])))
@@ -155,13 +194,26 @@ class OpenVinoRuntime(Runtime):
         req.wait()
         out = np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)[:n]
         self.last_call_ms = self.last_compute_ms = (time.perf_counter() - t0) * 1000.0
-        self._idle[key].append(req)
+        self._give_back(key, req)
         self._check_output(out, (n, *chw))
         return out, pad
 
+    def _take_request(self, batch: int) -> Any:
+        """An infer request of this batch size that no other call is using (created when all are busy)."""
+        if batch not in self._compiled:
+            self._compile(batch)
+        with self._lock:
+            idle = self._idle.setdefault(batch, [])
+            if idle:
+                return idle.pop()
+        return self._compiled[batch].create_infer_request()
+
+    def _give_back(self, batch: int, request: Any) -> None:
+        with self._lock:
+            self._idle.setdefault(batch, []).append(request)
+
     def _deactivate(self) -> None:
         self._idle = {}
-        self._requests = {}
         self._compiled = {}
         for attr in ("_ov_model", "_core", "_ov"):
             self.__dict__.pop(attr, None)
@@ -169,11 +221,12 @@ class OpenVinoRuntime(Runtime):
     # -- inference -------------------------------------------------------------------------------
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         n = batch.shape[0]
-        if n not in self._requests:
-            self._compile(n)
-        req = self._requests[n]
-        req.infer({0: batch})
-        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        req = self._take_request(n)
+        try:
+            req.infer({0: batch})
+            return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        finally:
+            self._give_back(n, req)
 
     def version(self) -> str:
         try:

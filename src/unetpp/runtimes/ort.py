@@ -44,7 +44,9 @@ def describe_file(path: Path) -> str:
 
 
 class OrtRuntime(Runtime):
-    """Options: threads (intra-op, default all cores), providers ("cpu" | "cuda" | a list), graph_optimization."""
+    """Options: threads (intra-op, default all cores), providers ("cpu" | "cuda" | a list), graph_optimization.
+
+    Thread-safe: one InferenceSession, whose run() ONNX Runtime allows from several threads at once."""
 
     name = "onnxruntime"
     suffixes = (".onnx",)

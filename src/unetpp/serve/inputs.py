@@ -17,7 +17,7 @@ import numpy as np
 
 from unetpp.errors import InputError, UnetppError, problem_of
 from unetpp.predict.image import PredictOptions
-from unetpp.predict.imageio import to_bgr, to_uint8
+from unetpp.predict.imageio import TIFF_CHANNELS_HINT, tiff_samples_problem, to_bgr, to_uint8
 
 OPTION_FIELDS = ("mode", "scale", "threshold", "min_area", "overlap")
 INCLUDE = ("labels", "mask", "overlay")
@@ -120,6 +120,10 @@ def decode_image(data: bytes, name: str, limits: Limits) -> np.ndarray:
         if pages > 1:  # never reduced to its first page
             raise RequestError(422, f"multi-page image {what}", "a single-page image (`unetpp predict` segments "
                                "each page of a stack as <stem>_p<k>)", f"a TIFF of {pages} pages")
+        problem = tiff_samples_problem(data)
+        if problem:  # OpenCV keeps the first sample and drops the others without a word
+            raise RequestError(422, f"multi-channel image {what} ({TIFF_CHANNELS_HINT})",
+                               "grey, grey+alpha, RGB or RGBA samples", problem)
     _check_pixels(int(img.shape[1]), int(img.shape[0]), limits)
     try:
         return to_bgr(to_uint8(img))
