@@ -32,8 +32,8 @@ test-published: setup
 
 # The shipped models' verified int8 builds (src/unetpp/weights/builds/, with their check records and a manifest of
 # SHA-256s), made from the committed checkpoints as a first use would make them: rerun whenever a checkpoint changes.
-# About 4 min and 6 GB of memory on 2 CPU cores (bench/results/first_use.md). BUILD_BACKENDS=openvino,onnxruntime
-# also ships ONNX Runtime's (the default where OpenVINO is not installed).
+# 4.7 CPU-minutes and 5.7 GB peak RSS (16 min wall on the shared 2-core machine at load 10-13; about 3 min when
+# quiet). BUILD_BACKENDS=openvino,onnxruntime also ships ONNX Runtime's (the default where OpenVINO is not installed).
 BUILD_BACKENDS ?= openvino
 builds: setup
 	$(PY) -m unetpp.compile.make_builds --backends $(BUILD_BACKENDS)

@@ -56,8 +56,9 @@ MAX_MAP_DROP = 0.005
 SE_MULTIPLE = 2
 DROP_CAP_FACTOR = 2
 MIN_MAP_FP32 = 0.1
-# One first-use build of the shipped instance model at depth 3 (first pass included) on a 2-core CPU, measured by
-# bench/first_use.py (bench/results/first_use.md): what a checkpoint of one's own is told before its build.
+# One first-use build of the shipped instance model at depth 3 (first pass included) on a 2-core CPU: 172 s wall on a
+# quiet machine (issue 27's fresh-cache run), 5.7 GB peak RSS (`make builds`, /usr/bin/time, 2026-12-07; 4.7
+# CPU-minutes): what a checkpoint of one's own is told before its build (bench/results/first_use.md).
 BUILD_SECONDS_MEASURED = 172
 BUILD_PEAK_GB_MEASURED = 5.7
 CALIB_LIMIT = 300  # calibration windows at most, evenly spread over the guard images' windows

@@ -39,7 +39,7 @@ def damage(folder: Path, hashes: dict[str, str] | None) -> str | None:
         return "written without the SHA-256 of its files (an older unetpp)"
     for name, sha in hashes.items():
         path = Path(folder) / name
-        if not path.is_file():
+        if not path.exists():
             return f"{name} is missing"
         try:
             found = file_sha256(path)
@@ -63,7 +63,8 @@ def write_signed_json(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_signed_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(record, None) for an intact record; (None, None) where there is none; (None, why) for a damaged one."""
+    """(record, None) for an intact record; (None, None) where there is none (or an unsigned one of an older
+    unetpp); (None, why) for a damaged one."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
@@ -76,6 +77,8 @@ def read_signed_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{Path(path).name} is not valid JSON (truncated or overwritten)"
     if not isinstance(doc, dict):
         return None, f"{Path(path).name} is not a record"
+    if DIGEST_KEY not in doc:  # an older unetpp's record: not used, built again like a missing one
+        return None, None
     if doc.get(DIGEST_KEY) != _digest(doc):
         return None, f"{Path(path).name} changed since it was written"
     return doc, None
