@@ -129,7 +129,10 @@ def test_a_pipeline_that_finds_nothing_is_never_verified(tiny_checkpoint: Path, 
     assert (choice.backend, choice.precision, choice.verified) == ("onnxruntime", "fp32", None)
     assert choice.check and choice.check["map_fp32"] == choice.check["map_int8"] == 0.0
     assert choice.check["passed"] is False and choice.describe()["check"]["passed"] is False
-    assert len([s for s in said if s.startswith("building the fast runtime")]) == 1
+    building = [s for s in said if s.startswith("building the fast runtime")]
+    assert len(building) == 1  # one line, first, with what a build costs (the measured figures)
+    assert f"about {fast.BUILD_SECONDS_MEASURED / 60:.0f} min and {fast.BUILD_PEAK_GB_MEASURED:g} GB of memory" \
+        in building[0] and said[0] == building[0]
     assert any("failed its accuracy check" in s and "fp32 mAP >= 0.1" in s and "running fp32" in s for s in said)
     record = json.loads(next((cache / "fast").glob("tiny-*")).joinpath(
         "openvino-int8.check.json").read_text())
