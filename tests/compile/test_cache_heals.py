@@ -187,6 +187,7 @@ def test_a_build_killed_midway_is_built_again_on_next_use(tiny_checkpoint: Path,
                     "--precision", "int8", "--no-progress"], env)
     assert r.returncode == 0 and "building the fast runtime" in r.stderr, r.stderr
     assert "runtime: openvino int8" in r.stdout
+    assert not list(folder.glob(".openvino-int8.compile-*"))  # the killed build's work folder is cleared
 
 
 @needs_openvino
