@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # The suite tests each path on ONNX Runtime fp32 (as written) unless a test asks for the default runtime (the fastest
-# verified one, built once per model: tests/compile/test_fast.py clears this); subprocesses inherit it.
+# verified one: tests/compile/test_fast.py and the `published` default-path test clear this); subprocesses inherit it.
 os.environ.setdefault("UNETPP_DEFAULT_RUNTIME", "fp32")
+# The suite's own model cache, empty at the start of each session: nothing is read from or written to the user's
+# (~/.cache/unetpp), so a warm cache cannot hide an export bug. Subprocesses inherit it; removed at the end.
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="unetpp-test-cache-"))
+os.environ["UNETPP_CACHE"] = str(TEST_CACHE)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 def _dsb_root() -> Path | None:

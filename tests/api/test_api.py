@@ -23,6 +23,15 @@ def _discs_rgb() -> np.ndarray:
     return img  # RGB by construction (the colour is not symmetric: channel order matters)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def default_runtime():
+    """This module runs what a user gets: the default runtime (the shipped int8 build where OpenVINO is installed,
+    cheap), not the suite's fp32 override; unetpp.load() and the CLI calls below both see it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("UNETPP_DEFAULT_RUNTIME", raising=False)
+        yield
+
+
 @pytest.fixture(scope="module")
 def model():
     with unetpp.load() as m:  # the shipped instance model; --mode auto = tile for it
@@ -66,7 +75,10 @@ def test_predict_folder_and_model_info(model, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "predict_summary.json").read_text())["settings"]["options"]["mode"] == \
         "resize"
     info = model.info
-    assert info["backend"] == "onnxruntime" and info["outputs"] == ["foreground", "border"]
+    from unetpp.compile.fast import openvino_available
+
+    assert info["backend"] == ("openvino" if openvino_available() else "onnxruntime")  # what this install has
+    assert info["outputs"] == ["foreground", "border"]
     assert info["preprocess"]["channel_order"] == "BGR" and info["preprocess_from"] == "model metadata"
 
 
@@ -79,8 +91,9 @@ def test_bad_arguments_are_clear(model) -> None:
         model.predict(_discs_rgb(), channel_order="gbr")
 
 
-def test_the_guide_model_by_name_keeps_the_guide_protocol(tmp_path: Path) -> None:
+def test_the_guide_model_by_name_keeps_the_guide_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--model guide`: the 1-output model, and --mode auto resolves to the guide's resize protocol."""
+    monkeypatch.setenv("UNETPP_DEFAULT_RUNTIME", "fp32")  # the guide model ships no int8 build: no build here
     cv2.imwrite(str(tmp_path / "a.png"), _discs_rgb())
     with unetpp.load("guide") as guide:
         assert guide.info["outputs"] == ["foreground"]

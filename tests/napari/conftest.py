@@ -45,8 +45,16 @@ def predicted(predict_inputs: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from unetpp.cli.main import main
 
     out = tmp_path_factory.mktemp("predicted")
-    assert main(["predict", str(predict_inputs), "-o", str(out), "--no-progress"]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("UNETPP_DEFAULT_RUNTIME", raising=False)  # the default runtime, as the plugin runs it
+        assert main(["predict", str(predict_inputs), "-o", str(out), "--no-progress"]) == 0
     return out
+
+
+@pytest.fixture(autouse=True)
+def _default_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin runs what a user gets (the shipped int8 build where OpenVINO is installed), not the suite's fp32."""
+    monkeypatch.delenv("UNETPP_DEFAULT_RUNTIME", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server the API and page tests share: token on, --save, small limits (1 MiB, 2 Mpx)."""
     save = tmp_path_factory.mktemp("saved")
     log = tmp_path_factory.mktemp("logs") / "serve.log"
+    # the default runtime, as a user gets it (the shipped int8 build where OpenVINO is installed), not the suite's
+    # fp32 override
     srv = start_server(["--token", TOKEN, "--save", str(save), "--max-upload-mb", "1", "--max-pixels", "2000000",
-                        "--threads", "2"], log, token=TOKEN, save_dir=save)
+                        "--threads", "2"], log, token=TOKEN, save_dir=save, env={"UNETPP_DEFAULT_RUNTIME": None})
     yield srv
     stop_server(srv)

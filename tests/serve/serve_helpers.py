@@ -37,11 +37,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+def start_server(args: list[str], log: Path, cwd: Path | None = None, env: dict[str, str | None] | None = None,
                  token: str | None = None, save_dir: Path | None = None, wait_s: float = 180) -> Server:
     """`python -m unetpp serve --port P ARGS` on 127.0.0.1, returned once /v1/health says ready."""
     port = free_port()
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}  # None: unset it
     full_env["PYTHONPATH"] = os.pathsep.join([str(SRC), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     full_env.pop("UNETPP_TOKEN", None)
     with open(log, "wb") as fh:

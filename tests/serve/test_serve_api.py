@@ -74,7 +74,10 @@ def test_segment_returns_nuclei_table_timings_identity_and_pngs(server: Server, 
     assert body["table"]["columns"][:2] == ["label", "area_px"]
     assert body["image"]["name"] == "nuclei_0" and body["options"]["mode"] == "tile"
     assert set(body["timings"]) == {"queue_ms", "compute_ms", "total_ms"}
-    assert body["model"]["backend"] == "onnxruntime" and len(body["model"]["sha256"]) == 64
+    from unetpp.compile.fast import openvino_available
+
+    assert body["model"]["backend"] == ("openvino" if openvino_available() else "onnxruntime")  # the default
+    assert len(body["model"]["sha256"]) == 64
     saved = sorted(p.name for p in server.save_dir.iterdir())  # --save DIR: predict's files, unique stems
     assert any(n.endswith("-nuclei_0_labels.png") for n in saved) and any(n.endswith("_nuclei.csv") for n in saved)
 
@@ -196,7 +199,8 @@ def test_concurrent_requests_equal_sequential_ones_and_unetpp_predict(server: Se
         concurrent = list(pool.map(lambda p: _segment(c, p).json(), images))
     assert [_without_timings(b) for b in concurrent] == [_without_timings(b) for b in sequential]
     out = tmp_path / "predict"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = {k: v for k, v in os.environ.items() if k != "UNETPP_DEFAULT_RUNTIME"}  # the server's default runtime
+    env["PYTHONPATH"] = str(SRC)
     subprocess.run([sys.executable, "-m", "unetpp", "predict", *map(str, images), "-o", str(out), "--mode", "tile",
                     "--threads", "2", "--no-progress"], check=True, env=env, capture_output=True)
     for p, body in zip(images, sequential):
