@@ -3,8 +3,9 @@
 Each stained image of the selection set (unetpp.eval.modality's rule) is predicted as it is and after Macenko
 normalisation with torchstain (a maintained implementation: EIDOSLAB/torchstain, numpy backend) towards
 (a) torchstain's default H&E reference and (b) a reference fitted on one stained image of the fit ids (the one
-whose mean colour is the median of the fit stained images). Scale from the guide's first pass (as predict),
-whole image, full depth, the checkpoint's own post-processing; DSB2018 mAP against the per-nucleus masks.
+whose mean colour is the median of the fit stained images). Each variant goes through
+`unetpp.load(CKPT).predict_many`: the product's own pipeline (scale, tiles, default depth and runtime, the
+checkpoint's own post-processing); DSB2018 mAP against the per-nucleus masks.
 
     python bench/stain_norm.py --ckpt CKPT [--out bench/results/stain_norm.json]
 """
@@ -18,22 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from instance_seeds import guide_median_area, resize, to_original  # noqa: E402
-from instance_select import whole_image_probs  # noqa: E402
-
-from unetpp.atomic import write_json_atomic  # noqa: E402
-from unetpp.data.paths import read_ids  # noqa: E402
-from unetpp.data.prepare import sample_image_path  # noqa: E402
-from unetpp.data.preprocess import read_bgr  # noqa: E402
-from unetpp.data.selection import resolve_selection  # noqa: E402
-from unetpp.eval.instance_io import load_gt_instances  # noqa: E402
-from unetpp.eval.instance_metrics import instance_score  # noqa: E402
-from unetpp.eval.modality import modality  # noqa: E402
-from unetpp.model.checkpoint import load_checkpoint  # noqa: E402
-from unetpp.model.network import PrunedNestedUNet  # noqa: E402
-from unetpp.predict.seeds import SeedParams, labels_from_body_border  # noqa: E402
-from unetpp.train.instance_data import image_scale  # noqa: E402
+import unetpp
+from unetpp.atomic import write_json_atomic
+from unetpp.data.paths import read_ids
+from unetpp.data.prepare import sample_image_path
+from unetpp.data.preprocess import read_bgr
+from unetpp.data.selection import resolve_selection
+from unetpp.eval.instance_io import load_gt_instances
+from unetpp.eval.instance_metrics import instance_score
+from unetpp.eval.modality import modality
 
 ROOT = Path("data/dsb2018")
 
@@ -67,10 +61,7 @@ def main() -> None:
     stained_fit = [i for i in fit if modality(imgs[i]) == "stained"]
     means = np.array([imgs[i].reshape(-1, 3).mean(0) for i in stained_fit])
     ref_id = stained_fit[int(np.argmin(np.abs(means - np.median(means, 0)).sum(1)))]
-    ck = load_checkpoint(args.ckpt)
-    net = PrunedNestedUNet(ck.model).eval()
-    params = SeedParams.from_dict(ck.meta.get("seed_params", {}))
-    area = float(ck.meta["scale"]["target_area"])
+    model = unetpp.load(str(args.ckpt))
     variants = {"as is": None, "macenko, torchstain default reference": normaliser(None),
                 f"macenko, reference {ref_id[:8]} (fit ids)": normaliser(imgs[ref_id])}
     rows = {k: [] for k in variants}
@@ -81,9 +72,7 @@ def main() -> None:
             img = imgs[i] if n is None else normalised(n, imgs[i])
             failed = img is None
             img = imgs[i] if failed else img
-            s = image_scale(guide_median_area(img), area)
-            p = whole_image_probs(net, resize(img, s), ck.preprocess)
-            lab = to_original(labels_from_body_border(p[0], p[1], params), gt.shape)
+            (lab, _), = model.predict_many([img], channel_order="bgr")
             sc = instance_score(lab, gt)
             rows[name].append({"id": i, "map": sc.ap, "n_pred": sc.n_pred, "n_true": sc.n_true,
                                "normalisation_failed": failed})
@@ -93,6 +82,7 @@ def main() -> None:
     result = {"command": "python " + " ".join(sys.argv), "ckpt": str(args.ckpt), "stained_selection_ids": len(ids),
               "reference_id": ref_id, "torchstain": __import__("importlib.metadata").metadata.version("torchstain"),
               "summary": summary, "rows": rows}
+    model.close()
     write_json_atomic(args.out, result)
     print(json.dumps(summary, indent=1))
 

@@ -102,7 +102,8 @@ class Model:
             table = [dict(zip(("label", "area_px", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1",
                                "bbox_x1"), row)) for row in res["rows"]]
             out.append((res["labels"], {"nuclei": rec["nuclei"], "table": table, "prob": res["prob"],
-                                        "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"]}))
+                                        "maps": res["maps"], "mask": res["mask"], "meta": res["meta"],
+                                        "seconds": rec["seconds"]}))
         if tracker is not None:
             tracker.done()
         return out
@@ -110,7 +111,8 @@ class Model:
     def predict(self, image: np.ndarray, channel_order: str = "rgb", progress: Callable[[float], None] | None = None,
                 cancel: threading.Event | None = None, **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Nuclei of one image: int32 labels (0 background, 1..n) at the image's size, and a dict with the count,
-        the per-nucleus table, the foreground probability, the mask and what was done (scale, tiles).
+        the per-nucleus table, the foreground probability, all output maps ("maps", (C, H, W): foreground, border),
+        the mask and what was done (scale, tiles).
         Keyword options are `unetpp predict`'s (mode, scale, threshold, min_area, overlap, batch ...);
         `progress` and `cancel` as in predict_many."""
         return self.predict_many([image], channel_order, progress=progress, cancel=cancel, **options)[0]

@@ -113,7 +113,8 @@ def median_nucleus_area(prob: np.ndarray, options: PredictOptions) -> float | No
 
 def postprocess(prob: np.ndarray, options: PredictOptions, outputs: list[str] | None = None,
                 seed_params: dict[str, Any] | None = None, scale: float | None = None) -> dict[str, Any]:
-    """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table.
+    """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table, and the
+    maps themselves ((C, H, W): what unetpp.tune grids the post-processing on).
 
     A model with a border channel separates touching nuclei by seeds (foreground minus border, predict/seeds.py),
     with the parameters it was tuned with (its metadata; areas given at the model's input scale are converted to
@@ -126,16 +127,12 @@ def postprocess(prob: np.ndarray, options: PredictOptions, outputs: list[str] | 
     if "border" in outputs and options.split:
         from unetpp.predict.seeds import SeedParams, labels_from_body_border
 
-        params = dict(seed_params or {})
-        area = 1.0 / (scale * scale) if scale else 1.0
-        for key in ("min_seed_area", "min_area"):
-            if key in params:
-                params[key] = max(1, round(params[key] * area))
-        labels = labels_from_body_border(fg, maps[outputs.index("border")], SeedParams.from_dict(params))
+        params = SeedParams.from_dict(dict(seed_params or {})).at_scale(scale)
+        labels = labels_from_body_border(fg, maps[outputs.index("border")], params)
         mask = labels > 0
     else:
         labels = label_nuclei(mask, options.min_area, options.split)
-    return {"prob": fg, "mask": mask, "labels": labels, "rows": nucleus_table(labels)}
+    return {"prob": fg, "mask": mask, "labels": labels, "rows": nucleus_table(labels), "maps": maps}
 
 
 def record_from_files(path: Path | None, stem: str, paths: dict[str, Path], mode: str) -> dict[str, Any]:
