@@ -62,8 +62,11 @@ def main() -> None:
     ap.add_argument("--backend", default=None)
     ap.add_argument("--ids", type=Path, default=None, help="ids file (default: the shipped selection set)")
     ap.add_argument("--grid", default=None, help="JSON {param: [values]} (default: unetpp.tune.GRID)")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="JSON seed parameters over the flat choice, scored beside it (e.g. the phantom filters)")
     ap.add_argument("--cache", type=Path, default=None, help="a pickle of the kept outputs (reused if it matches)")
     ap.add_argument("--write", type=Path, default=None, help="write the choice into a copy of the checkpoint")
+    ap.add_argument("--workers", type=int, default=1, help="processes scoring the grid")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     ids = read_ids(args.ids or shipped_selection_path())
@@ -75,12 +78,15 @@ def main() -> None:
     own = SeedParams.from_dict(load_checkpoint(ckpt).meta.get("seed_params") or {})
     t0 = time.perf_counter()
     grid = json.loads(args.grid) if args.grid else tune.GRID
-    scores = tune.grid_scores(kept, grid, own)
+    scores = tune.grid_scores(kept, grid, own, workers=args.workers)
     result = {"command": "python " + " ".join(sys.argv), "ids": str(args.ids or "shipped selection"),
               "n": len(ids), "model": str(ckpt), **info, "machine": describe_machine(),
               "own_setting": tune.score_setting(kept, own), "chosen": tune.choose(scores),
               "grid_s": round(time.perf_counter() - t0, 1),
               "scales": {k.id: k.scale for k in kept}}
+    chosen = SeedParams.from_dict(result["chosen"]["params"])
+    result["variants"] = {v: tune.score_setting(kept, SeedParams(**{**chosen.to_dict(), **json.loads(v)}))
+                          for v in args.variant}
     write_json_atomic(args.out, result)
     write_text_atomic(args.out.with_suffix(".md"), markdown(result))
     if args.write:
@@ -113,6 +119,12 @@ def markdown(result: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---|",
              _row("the model's own setting", result["own_setting"]), _row("flat choice (rated with neighbours)",
                                                                           chosen)]
+    lines += [_row(f"flat choice + `{v}`", r) for v, r in result.get("variants", {}).items()]
+    lines += ["", "FP@0.5 per modality (fluorescence / brightfield / stained): " + "; ".join(
+        f"{name} " + " / ".join(str(r["modality"][m]["false_positives_iou50"]) if m in r["modality"] else "-"
+                                for m in MODALITIES)
+        for name, r in [("own", result["own_setting"]), ("chosen", chosen), *result.get("variants", {}).items()])
+              + "."]
     sharp = chosen["sharp"]
     lines += ["", f"Flat choice: `{json.dumps(chosen['params'])}` (rating {chosen['rating']:.4f}).",
               f"Sharp optimum: `{json.dumps(sharp['params'])}` objective {sharp['objective']:.4f}, mAP "

@@ -11,6 +11,7 @@ import pytest
 
 from unetpp import tune
 from unetpp.errors import InputError
+from unetpp.eval.instance_metrics import instance_score
 from unetpp.predict.seeds import SeedParams
 
 # seeds with no border and 1-pixel minima: what is left to choose is the phantom filter
@@ -93,8 +94,12 @@ def test_kept_outputs_reproduce_predicts_own_labels(tmp_path: Path) -> None:
     assert kept.maps.shape == (2, 160, 200) and kept.scale == info["meta"]["scale"]
     np.testing.assert_array_equal(kept.maps[0], info["prob"])
     np.testing.assert_array_equal(tune.labels_for(kept, own), labels)
-    scores = tune.grid_scores([kept], {"t_fg": [own.t_fg]}, own)  # the grid's staged path: the same nuclei
-    assert scores.n_pred[0, 0] == labels.max() and scores.n_true[0, 0] == 3
+    # the grid's staged path scores what the labels predict gives would score, at every point
+    grid = {"t_fg": [0.5, 0.7], "min_area": [8, 64], "min_mean_fg": [0.0, 0.9]}
+    scores = tune.grid_scores([kept], grid, own)
+    for i, p in enumerate(tune.grid_points(grid, own)):
+        sc = instance_score(tune.labels_for(kept, p), truth)
+        assert (scores.ap[i, 0], scores.n_pred[i, 0], scores.n_true[i, 0]) == (sc.ap, sc.n_pred, sc.n_true)
     with pytest.raises(InputError, match="true labels of discs"):
         tune.keep_outputs(model_stub_for_shape_error(kept), [img], [truth[:10]], ["discs"])
 

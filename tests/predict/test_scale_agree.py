@@ -93,3 +93,10 @@ def test_a_pass_that_finds_nothing_climbs_down_the_ladder_then_corrects() -> Non
 
     best, passes = agree(first, segment_at, 150.0)
     assert asked == [1.0, pytest.approx(math.sqrt(150 / 1200))] and best == 2
+
+
+def test_nuclei_that_look_too_small_do_not_scale_up() -> None:
+    # 60 px at the input (2.5x below the target): fragments of nuclei far too large look like this; no pass
+    first = Pass(2.0, 40, 15.0)
+    assert corrected_scale(first, 150.0) is None
+    assert agree(first, _never, 150.0) == (0, [first])

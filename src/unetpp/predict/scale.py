@@ -93,9 +93,9 @@ def nuclei_scale(median_area: float | None, height: int, width: int, tile: int =
 # -- the instance model's own check of the scale (`agree`) ---------------------------------------------------------
 # The guide's first pass can measure nuclei many times too small or large (H&E camera fields: 2-30x). The instance
 # model's own nuclei tell: at the right scale their median area at the model's input is the target it was trained
-# at. When it is off by more than AGREE_FACTOR (in area), predict segments again at the scale its own nuclei ask
-# for (after a pass that finds no nucleus, a ladder rung instead: nuclei many times larger than the training ones
-# are not found at all), up to MAX_PASSES passes in all, and keeps the pass whose nuclei are closest
+# at. When they are larger than that by more than AGREE_FACTOR (in area), predict segments again at the scale its
+# own nuclei ask for (after a pass that finds no nucleus, a ladder rung instead: nuclei many times larger than the
+# training ones are not found at all), up to MAX_PASSES passes in all, and keeps the pass whose nuclei are closest
 # to the target.
 AGREE_FACTOR = 1.5
 MAX_PASSES = 3
@@ -134,10 +134,12 @@ def _off_by(p: Pass, target: float) -> float:
 
 
 def corrected_scale(p: Pass, target: float, factor: float | None = None) -> float | None:
-    """The scale at which this pass's median nucleus would cover `target` pixels at the model's input, when it
-    is off by more than `factor` (None: it agrees, or too few nuclei to tell)."""
+    """The smaller scale at which this pass's median nucleus would cover `target` pixels at the model's input,
+    when it is more than `factor` times larger (None: it agrees, or too few nuclei to tell). Nuclei that look too
+    small are not trusted to scale up: at too large a scale the model finds fragments of large nuclei (TNBC H&E
+    tiles upscaled 1.9-2.6x: fragments of 10-40 px for nuclei of 480-770 px), which would ask for larger still."""
     factor = AGREE_FACTOR if factor is None else factor
-    if p.n_nuclei < MIN_AGREE_NUCLEI or _off_by(p, target) <= math.log(factor):
+    if p.n_nuclei < MIN_AGREE_NUCLEI or p.input_area <= target * factor:
         return None
     return clamp(math.sqrt(target / p.median_area))
 

@@ -147,21 +147,31 @@ def grow_nuclei(fg_prob: np.ndarray, border_prob: np.ndarray, p: SeedParams) -> 
     return labels
 
 
+def nucleus_stats(grown: np.ndarray, fg_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(area, sum of foreground probability) of each id of grow_nuclei's output (index = id)."""
+    flat = grown.ravel()
+    areas = np.bincount(flat)
+    return areas, np.bincount(flat, weights=fg_prob.ravel(), minlength=areas.size)
+
+
+def kept_ids(areas: np.ndarray, sums: np.ndarray, p: SeedParams) -> np.ndarray:
+    """Step 5's choice per id (True: kept): not smaller than min_area, mean foreground not below min_mean_fg."""
+    keep = np.ones(areas.size, bool)
+    if p.min_area > 1:
+        keep &= areas >= p.min_area
+    if p.min_mean_fg > 0:
+        keep &= ~(sums < p.min_mean_fg * areas)  # mean < min_mean_fg
+    return keep
+
+
 def filter_nuclei(grown: np.ndarray, fg_prob: np.ndarray, p: SeedParams) -> np.ndarray:
     """Steps 5-6 of the module doc on grow_nuclei's output (left unchanged): small and faint nuclei dropped,
     holes filled, ids renumbered."""
-    labels = grown.copy()
-    if p.min_area > 1 and labels.max() > 0:
-        areas = np.bincount(labels.ravel())
-        small = areas < p.min_area
-        small[0] = False
-        labels[small[labels]] = 0
-    if p.min_mean_fg > 0 and labels.max() > 0:
-        areas = np.bincount(labels.ravel())
-        sums = np.bincount(labels.ravel(), weights=fg_prob.ravel(), minlength=areas.size)
-        faint = sums < p.min_mean_fg * areas  # mean < min_mean_fg (absent ids: 0 < 0 is False)
-        faint[0] = False
-        labels[faint[labels]] = 0
+    if grown.max(initial=0) == 0:
+        return grown.copy()
+    keep = kept_ids(*nucleus_stats(grown, fg_prob), p)
+    keep[0] = True
+    labels = np.where(keep[grown], grown, 0).astype(np.int32)
     if p.fill_holes and labels.max() > 0:
         labels = _fill_holes(labels)
     return _raster_relabel(labels) if labels.max() > 0 else labels
