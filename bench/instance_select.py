@@ -81,7 +81,7 @@ def main() -> None:
     scores = tune.grid_scores(kept, grid, own, workers=args.workers)
     result = {"command": "python " + " ".join(sys.argv), "ids": str(args.ids or "shipped selection"),
               "n": len(ids), "model": str(ckpt), **info, "machine": describe_machine(),
-              "own_setting": tune.score_setting(kept, own), "chosen": tune.choose(scores),
+              "own_setting": tune.score_setting(kept, own), "chosen": tune.choose(scores, current=own),
               "grid_s": round(time.perf_counter() - t0, 1),
               "scales": {k.id: k.scale for k in kept}}
     chosen = SeedParams.from_dict(result["chosen"]["params"])
@@ -89,7 +89,9 @@ def main() -> None:
                           for v in args.variant}
     write_json_atomic(args.out, result)
     write_text_atomic(args.out.with_suffix(".md"), markdown(result))
-    if args.write:
+    if args.write and not result["chosen"].get("better", True):
+        print(f"not written: the choice does not beat the model's own setting on {len(ids)} images")
+    elif args.write:
         tune.write_choice(ckpt, result["chosen"], args.write,
                           {"report": str(args.out), "ids": str(args.ids or "src/unetpp/data/splits/selection_ids.txt"),
                            "through": f"unetpp.tune on unetpp.load({args.model!r}) runtime {info['runtime']}"})
@@ -126,6 +128,10 @@ def markdown(result: dict) -> str:
         for name, r in [("own", result["own_setting"]), ("chosen", chosen), *result.get("variants", {}).items()])
               + "."]
     sharp = chosen["sharp"]
+    if "current" in chosen:
+        cur = chosen["current"]
+        lines += ["", f"The model's own setting on the grid: rating {cur['rating']:.4f}, objective "
+                  f"{cur['objective']:.4f}; the flat choice {'beats' if chosen['better'] else 'does not beat'} it."]
     lines += ["", f"Flat choice: `{json.dumps(chosen['params'])}` (rating {chosen['rating']:.4f}).",
               f"Sharp optimum: `{json.dumps(sharp['params'])}` objective {sharp['objective']:.4f}, mAP "
               f"{sharp['map']:.4f}, count error {sharp['count_error']:+.1%} (rating {sharp['rating']:.4f}).", "",

@@ -142,3 +142,12 @@ def test_write_choice_changes_only_the_seed_params(tmp_path: Path) -> None:
     guide = save_checkpoint(tmp_path / "guide.pt", build_model())
     with pytest.raises(InputError, match="instance model"):
         tune.write_choice(guide, choice, tmp_path / "x.pt")
+
+
+def test_the_current_setting_is_rated_beside_the_choice() -> None:
+    scores = tune.grid_scores([_kept()], {"min_mean_fg": [0.0, 0.8, 0.9]}, BASE)
+    worse = tune.choose(scores, k=1, current=SeedParams(**{**BASE.to_dict(), "min_mean_fg": 0.0}))
+    assert worse["current"]["objective"] == pytest.approx(0.25) and worse["better"] is True
+    same = tune.choose(scores, k=1, current=SeedParams(**{**BASE.to_dict(), "min_mean_fg": 0.8}))
+    assert same["current"]["rating"] == pytest.approx(2.25 / 3) and same["better"] is False  # 1.0 vs 1.0
+    assert "current" not in tune.choose(scores, k=1, current=SeedParams())  # not on the grid

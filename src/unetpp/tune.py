@@ -241,9 +241,19 @@ def pick(scores: GridScores, images: np.ndarray | None = None) -> tuple[int, int
     return int(np.argmax(rated)), int(np.argmax(objective))
 
 
-def choose(scores: GridScores, k: int = FOLDS) -> dict[str, Any]:
+def point_of(scores: GridScores, params: SeedParams) -> int | None:
+    """The flat grid index of a setting (None: not on the grid)."""
+    for i in range(int(np.prod(scores.shape))):
+        if scores.params(i) == params:
+            return i
+    return None
+
+
+def choose(scores: GridScores, k: int = FOLDS, current: SeedParams | None = None) -> dict[str, Any]:
     """The flat choice over all images, with its figures per fold and per modality, the sharp optimum beside it,
-    and a cross-validated spread (the choice made without each fold, scored on that fold)."""
+    and a cross-validated spread (the choice made without each fold, scored on that fold). With `current` (the
+    model's own setting, when on the grid): its rating and figures, and `better` = whether the choice's
+    objective beats it (a choice that does not is not worth a change)."""
     folds = stratified_folds(scores.ids, scores.modalities, k)
     flat, sharp = pick(scores)
     objective = summary(scores, np.arange(int(np.prod(scores.shape))))["objective"]
@@ -262,7 +272,17 @@ def choose(scores: GridScores, k: int = FOLDS) -> dict[str, Any]:
         "modality": {m: summary(scores, flat, mods == m) for m in MODALITIES if (mods == m).any()},
         "sharp": {"params": _changed(scores, sharp), "rating": float(rated[sharp]), **summary(scores, sharp)},
         "grid": scores.grid, "count_weight": COUNT_WEIGHT, "objective": objective.round(5).tolist(),
+        **_against(scores, current, flat, rated),
     }
+
+
+def _against(scores: GridScores, current: SeedParams | None, flat: int, rated: np.ndarray) -> dict[str, Any]:
+    at = point_of(scores, current) if current is not None else None
+    if at is None:
+        return {}
+    here = summary(scores, at)
+    return {"current": {"rating": float(rated[at]), **here},
+            "better": bool(summary(scores, flat)["objective"] > here["objective"])}
 
 
 def _changed(scores: GridScores, point: int) -> dict[str, Any]:

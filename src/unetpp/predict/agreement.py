@@ -11,6 +11,7 @@ passes, and keeps the pass closest to the target. Every pass is recorded in the 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -79,4 +80,7 @@ def settle(work: Any, state: dict[str, Any], result: dict[str, Any]) -> dict[str
     if best:
         meta["scale_first_estimate"] = meta["scale"]
         meta["scale"] = round(passes[best].scale, 6)
+        if "first_pass" in meta:  # scale_check then judges the kept pass against the estimate it was run at
+            meta["first_pass"] = dataclasses.replace(meta["first_pass"], median_area=passes[best].median_area,
+                                                     uncertain=None)
     return results[best]
