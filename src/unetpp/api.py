@@ -124,7 +124,8 @@ class Model:
         for rec in result.records:
             res = rec.pop("result")
             out.append((res["labels"], {"nuclei": rec["nuclei"], "table": res["table"], "prob": res["prob"],
-                                        "mask": res["mask"], "meta": res["meta"], "seconds": rec["seconds"],
+                                        "maps": res["maps"], "mask": res["mask"], "meta": res["meta"],
+                                        "seconds": rec["seconds"],
                                         "protocol": res["protocol"].to_dict()}))
         if tracker is not None:
             tracker.done()
@@ -133,7 +134,8 @@ class Model:
     def predict(self, image: np.ndarray, channel_order: str = "rgb", progress: Callable[[float], None] | None = None,
                 cancel: threading.Event | None = None, **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Nuclei of one image: int32 labels (0 background, 1..n) at the image's size, and a dict with the count,
-        the per-nucleus table, the foreground probability, the mask and what was done (scale, tiles).
+        the per-nucleus table, the foreground probability, all output maps ("maps", (C, H, W): foreground, border),
+        the mask and what was done (scale, tiles).
         Keyword options are `unetpp predict`'s (mode, scale, threshold, min_area, overlap, batch ...);
         `progress` and `cancel` as in predict_many. Thread-safe: several threads may call it on one model at once
         and each gets its own answer (OpenVINO: one infer request per call; ONNX Runtime: one session's run)."""

@@ -91,14 +91,14 @@ def outputs_complete(out_dir: str | Path, stem: str, options: PredictOptions) ->
 
 def postprocess(prob: np.ndarray, post: PostProcessing, outputs: list[str] | None = None,
                 scale: float | None = None) -> dict[str, Any]:
-    """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table, by the
-    model's post-processing (predict/protocol.py: seeds for a model with a border channel, the distance split for a
-    foreground-only one); `scale`: the factor the model ran at (the seeds' model-input areas follow it)."""
+    """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table and the maps
+    themselves ((C, H, W): what unetpp.tune grids the post-processing on), by the model's post-processing
+    (predict/protocol.py: seeds for a model with a border channel, the distance split for a foreground-only one); `scale`: the factor the model ran at (the seeds' model-input areas follow it)."""
     outputs = outputs or ["foreground"]
     maps = prob if prob.ndim == 3 else prob[None]
     mask, labels = post.split_maps(maps, outputs, scale)
     return {"prob": foreground(maps, outputs), "mask": mask, "labels": labels,
-            "table": NucleusTable.from_labels(labels)}
+            "table": NucleusTable.from_labels(labels), "maps": maps}
 
 
 def record_from_files(path: Path | None, stem: str, paths: dict[str, Path], mode: str) -> dict[str, Any]:

@@ -69,11 +69,8 @@ class SeedPost:
 
     def image_params(self, scale: float | None) -> SeedParams:
         """The parameters at an image's own pixels (the model ran at `scale` x the image)."""
-        factor = 1.0 / (scale * scale) if scale else 1.0
-        areas = {k: max(1, round(getattr(self.params, k) * factor)) for k in ("min_seed_area", "min_area")}
-        if self.min_area_px is not None:
-            areas["min_area"] = self.min_area_px
-        return dataclasses.replace(self.params, **areas)
+        at = self.params.at_scale(scale)
+        return at if self.min_area_px is None else dataclasses.replace(at, min_area=self.min_area_px)
 
     def split_maps(self, maps: np.ndarray, outputs: list[str], scale: float | None) -> tuple[np.ndarray, np.ndarray]:
         """(mask: the nuclei's pixels; labels)."""

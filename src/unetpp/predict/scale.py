@@ -16,6 +16,11 @@ image, about 0.09 for a 1024x1024 one. The rules (`--scale`):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from unetpp.errors import InputError, expected_found
 
@@ -83,3 +88,90 @@ def nuclei_scale(median_area: float | None, height: int, width: int, tile: int =
     if not median_area or median_area <= 0:
         return geometric_scale("area", height, width, tile)
     return clamp(math.sqrt((target_area or NUCLEUS_TARGET_AREA) / median_area))
+
+
+# -- the instance model's own check of the scale (`agree`) ---------------------------------------------------------
+# The guide's first pass can measure nuclei many times too small or large (H&E camera fields: 2-30x). The instance
+# model's own nuclei tell: at the right scale their median area at the model's input is the target it was trained
+# at. When they are larger than that by more than AGREE_FACTOR (in area), predict segments again at the scale its
+# own nuclei ask for (after a pass that finds no nucleus, a ladder rung instead: nuclei many times larger than the
+# training ones are not found at all), up to MAX_PASSES passes in all, and keeps the pass whose nuclei are closest
+# to the target.
+AGREE_FACTOR = 1.5
+MAX_PASSES = 3
+MIN_AGREE_NUCLEI = 3  # fewer nuclei than this say nothing about the scale
+SAME_SCALE = 1.1  # a correction within this factor of a scale already tried is not tried
+LADDER_STEP = 2.0  # no nucleus found: the next pass tries the first scale / 2, then x 2
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One segmentation of an image: the scale it ran at and its nuclei (their count and median area in the
+    image's own pixels)."""
+
+    scale: float
+    n_nuclei: int
+    median_area: float | None
+
+    @classmethod
+    def of(cls, scale: float, areas: np.ndarray) -> Pass:
+        a = np.asarray(areas, np.float64)
+        a = a[a > 0]
+        return cls(float(scale), int(a.size), float(np.median(a)) if a.size else None)
+
+    @property
+    def input_area(self) -> float | None:
+        """The median nucleus's area at the model's input."""
+        return None if self.median_area is None else self.median_area * self.scale * self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": round(self.scale, 6), "nuclei": self.n_nuclei, "median_area": self.median_area,
+                "input_area": self.input_area}
+
+
+def _off_by(p: Pass, target: float) -> float:
+    return abs(math.log(p.input_area / target)) if p.input_area else math.inf
+
+
+def corrected_scale(p: Pass, target: float, factor: float | None = None) -> float | None:
+    """The smaller scale at which this pass's median nucleus would cover `target` pixels at the model's input,
+    when it is more than `factor` times larger (None: it agrees, or too few nuclei to tell). Nuclei that look too
+    small are not trusted to scale up: at too large a scale the model finds fragments of large nuclei (TNBC H&E
+    tiles upscaled 1.9-2.6x: fragments of 10-40 px for nuclei of 480-770 px), which would ask for larger still."""
+    factor = AGREE_FACTOR if factor is None else factor
+    if p.n_nuclei < MIN_AGREE_NUCLEI or p.input_area <= target * factor:
+        return None
+    return clamp(math.sqrt(target / p.median_area))
+
+
+def _next_scale(passes: list[Pass], target: float, factor: float) -> float | None:
+    """A correction from the last pass; when no pass found any nucleus, a rung of the ladder instead (nuclei far
+    larger than the model was trained on are not found at all: first LADDER_STEP smaller, then larger)."""
+    last = passes[-1]
+    if last.n_nuclei > 0:
+        return corrected_scale(last, target, factor)
+    if any(p.n_nuclei > 0 for p in passes):
+        return None
+    for s in (passes[0].scale / LADDER_STEP, passes[0].scale * LADDER_STEP):
+        if all(abs(math.log(s / p.scale)) >= math.log(SAME_SCALE) for p in passes):
+            return clamp(s)
+    return None
+
+
+def agree(first: Pass, segment_at: Callable[[float], Pass], target: float, factor: float | None = None,
+          max_passes: int | None = None) -> tuple[int, list[Pass]]:
+    """(index of the pass to keep, every pass): `first` (the pass at the first estimate's scale), then passes
+    at corrected scales (`segment_at(scale)`) while the last one disagrees, up to `max_passes` in all; kept: the
+    pass with at least MIN_AGREE_NUCLEI nuclei closest (in log area at the input) to the target (the first when
+    none has enough). `factor` and `max_passes` default to AGREE_FACTOR and MAX_PASSES (read at each call)."""
+    factor = AGREE_FACTOR if factor is None else factor
+    max_passes = MAX_PASSES if max_passes is None else max_passes
+    passes = [first]
+    while len(passes) < max_passes:
+        s = _next_scale(passes, target, factor)
+        if s is None or any(abs(math.log(s / p.scale)) < math.log(SAME_SCALE) for p in passes):
+            break
+        passes.append(segment_at(s))
+    counted = [i for i, p in enumerate(passes) if p.n_nuclei >= MIN_AGREE_NUCLEI]
+    best = min(counted, key=lambda i: _off_by(passes[i], target)) if counted else 0
+    return best, passes

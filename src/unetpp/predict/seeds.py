@@ -17,7 +17,7 @@ Areas are in pixels of the arrays given (the model-input scale when the model ru
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,15 @@ class SeedParams:
     def from_dict(cls, d: dict[str, Any]) -> SeedParams:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
+    def at_scale(self, scale: float | None) -> SeedParams:
+        """These parameters for maps at the image's size when the model ran at `scale`: the areas, given in
+        model-input pixels, become image pixels (x 1/scale^2, at least 1)."""
+        if not scale:
+            return self
+        f = 1.0 / (scale * scale)
+        return replace(self, min_seed_area=max(1, round(self.min_seed_area * f)),
+                       min_area=max(1, round(self.min_area * f)))
+
 
 def _raster_relabel(labels: np.ndarray) -> np.ndarray:
     flat = labels.ravel()
@@ -104,13 +113,21 @@ def _fill_holes(labels: np.ndarray) -> np.ndarray:
 def labels_from_body_border(fg_prob: np.ndarray, border_prob: np.ndarray,
                             params: SeedParams | None = None) -> np.ndarray:
     """int32 (H, W) nucleus ids (0 background) from foreground and border probabilities (see the module doc)."""
-    from skimage.segmentation import watershed
-
     p = params or SeedParams()
     fg_prob, border_prob = np.asarray(fg_prob, np.float32), np.asarray(border_prob, np.float32)
     if fg_prob.ndim != 2 or fg_prob.shape != border_prob.shape:
         raise InputError(expected_found("foreground and border probabilities", "two 2-D arrays of one size",
                                         f"shapes {fg_prob.shape} and {border_prob.shape}"))
+    return filter_nuclei(grow_nuclei(fg_prob, border_prob, p), fg_prob, p)
+
+
+GROWTH_FIELDS = ("t_fg", "t_border", "min_seed_area", "flood", "keep_unseeded", "t_grow")
+
+
+def grow_nuclei(fg_prob: np.ndarray, border_prob: np.ndarray, p: SeedParams) -> np.ndarray:
+    """Steps 1-4 of the module doc: the nuclei before any is dropped (they depend on GROWTH_FIELDS only)."""
+    from skimage.segmentation import watershed
+
     core = fg_prob > p.t_fg
     fg = core if p.t_grow is None or p.t_grow >= p.t_fg else fg_prob > p.t_grow
     if not fg.any():
@@ -127,17 +144,34 @@ def labels_from_body_border(fg_prob: np.ndarray, border_prob: np.ndarray,
         rest, m = ndi.label(fg & (labels == 0), structure=_EIGHT)
         if m:
             labels = np.where(rest > 0, rest + labels.max(), labels).astype(np.int32)
-    if p.min_area > 1 and labels.max() > 0:
-        areas = np.bincount(labels.ravel())
-        small = areas < p.min_area
-        small[0] = False
-        labels[small[labels]] = 0
-    if p.min_mean_fg > 0 and labels.max() > 0:
-        areas = np.bincount(labels.ravel())
-        sums = np.bincount(labels.ravel(), weights=fg_prob.ravel(), minlength=areas.size)
-        faint = sums < p.min_mean_fg * areas  # mean < min_mean_fg (absent ids: 0 < 0 is False)
-        faint[0] = False
-        labels[faint[labels]] = 0
+    return labels
+
+
+def nucleus_stats(grown: np.ndarray, fg_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(area, sum of foreground probability) of each id of grow_nuclei's output (index = id)."""
+    flat = grown.ravel()
+    areas = np.bincount(flat)
+    return areas, np.bincount(flat, weights=fg_prob.ravel(), minlength=areas.size)
+
+
+def kept_ids(areas: np.ndarray, sums: np.ndarray, p: SeedParams) -> np.ndarray:
+    """Step 5's choice per id (True: kept): not smaller than min_area, mean foreground not below min_mean_fg."""
+    keep = np.ones(areas.size, bool)
+    if p.min_area > 1:
+        keep &= areas >= p.min_area
+    if p.min_mean_fg > 0:
+        keep &= ~(sums < p.min_mean_fg * areas)  # mean < min_mean_fg
+    return keep
+
+
+def filter_nuclei(grown: np.ndarray, fg_prob: np.ndarray, p: SeedParams) -> np.ndarray:
+    """Steps 5-6 of the module doc on grow_nuclei's output (left unchanged): small and faint nuclei dropped,
+    holes filled, ids renumbered."""
+    if grown.max(initial=0) == 0:
+        return grown.copy()
+    keep = kept_ids(*nucleus_stats(grown, fg_prob), p)
+    keep[0] = True
+    labels = np.where(keep[grown], grown, 0).astype(np.int32)
     if p.fill_holes and labels.max() > 0:
         labels = _fill_holes(labels)
     return _raster_relabel(labels) if labels.max() > 0 else labels

@@ -26,6 +26,7 @@ from unetpp.core.driver import BatchWork
 from unetpp.data.preprocess import normalize
 from unetpp.errors import InputError, UnetppError, expected_found
 from unetpp.eval.metrics import sigmoid
+from unetpp.predict import agreement
 from unetpp.predict import scale as scale_rules
 from unetpp.predict.first_pass import estimate_nucleus_area, scale_check
 from unetpp.predict.image import (
@@ -203,6 +204,7 @@ class PredictWork(BatchWork):
         prob = _resize_maps(prob, h, w)
         opts, protocol = state["opts"], state["protocol"]
         result = postprocess(prob, protocol.post, self.outputs_meaning, state["meta"].get("scale"))
+        result = agreement.settle(self, state, result)  # the instance model's own check of the scale
         first = state["meta"].pop("first_pass", None)
         if first is not None:  # the estimate against what this pass found
             areas = np.asarray(result["table"].column("area_px"), np.float64)
@@ -320,4 +322,7 @@ def work_for(runtime: Any, options: PredictOptions, out_dir: Path | None = None,
              previous: dict[str, dict[str, Any]] | None = None) -> PredictWork:
     """The work for an active runtime (see work_kwargs), `--mode auto` resolved for its model."""
     options = resolve_mode(options, runtime.metadata)
-    return PredictWork(options, out_dir=out_dir, previous=previous, **work_kwargs(runtime, options))
+    work = PredictWork(options, out_dir=out_dir, previous=previous, **work_kwargs(runtime, options))
+    # a second session of the model for the scale check's extra passes (predict/agreement.py), activated on use
+    work.rescale_runtime = runtime.inactive_copy() if uses_guide_first_pass(runtime, options) else None
+    return work
