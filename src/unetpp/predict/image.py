@@ -93,7 +93,8 @@ def postprocess(prob: np.ndarray, post: PostProcessing, outputs: list[str] | Non
                 scale: float | None = None) -> dict[str, Any]:
     """Probability map(s) at the image's size -> prob (foreground, HxW), mask, labels, nucleus table and the maps
     themselves ((C, H, W): what unetpp.tune grids the post-processing on), by the model's post-processing
-    (predict/protocol.py: seeds for a model with a border channel, the distance split for a foreground-only one); `scale`: the factor the model ran at (the seeds' model-input areas follow it)."""
+    (predict/protocol.py: seeds for a model with a border channel, the distance split for a foreground-only one);
+    `scale`: the factor the model ran at (the seeds' model-input areas follow it)."""
     outputs = outputs or ["foreground"]
     maps = prob if prob.ndim == 3 else prob[None]
     mask, labels = post.split_maps(maps, outputs, scale)
