@@ -59,7 +59,7 @@ def test_predict_corrects_a_wrong_first_estimate_with_one_extra_pass() -> None:
 
     import unetpp
     from unetpp.predict import agreement
-    from unetpp.predict.work import work_for
+    from unetpp.predict.work import model_protocol, work_for
 
     img = np.full((256, 256, 3), 8, np.uint8)
     discs = [(40, 50), (40, 200), (128, 128), (200, 60), (200, 200)]
@@ -71,15 +71,17 @@ def test_predict_corrects_a_wrong_first_estimate_with_one_extra_pass() -> None:
         assert work.rescale_runtime is not None
         opts = work.options
         wrong = 4 * right
-        first = agreement.segment_at(work, work.rescale_runtime, img, opts, wrong)
-        state = {"meta": {"scale": wrong, "first_pass_median_area": 30.0}, "opts": opts, "img": img}
+        protocol = model_protocol(model.runtime)
+        first = agreement.segment_at(work, work.rescale_runtime, img, opts, protocol.post, wrong)
+        state = {"meta": {"scale": wrong, "first_pass_median_area": 30.0}, "opts": opts, "img": img,
+                 "protocol": protocol}
         kept = agreement.settle(work, state, first)
         _, info = model.predict(img, channel_order="bgr")  # the default: the first estimate agrees, one pass
     passes = state["meta"]["scale_passes"]
     assert len(passes) >= 2 and state["meta"]["scale_kept"] >= 1
     assert passes[0]["scale"] == pytest.approx(wrong, rel=1e-4)
     assert state["meta"]["scale"] == pytest.approx(right, rel=0.25)
-    assert len(kept["rows"]) == len(discs)
+    assert len(kept["table"]) == len(discs)
     assert len(info["meta"]["scale_passes"]) == 1 and info["meta"]["scale_kept"] == 0
 
 

@@ -27,15 +27,18 @@ def test_nucleus_table_reads_as_dicts_and_writes_predicts_csv() -> None:
     assert counts_csv([rec], names=["b"]).splitlines()[1].startswith("b,")
 
 
-def test_cli_api_and_serve_write_the_same_csv_bytes(server, images: list[Path], tmp_path: Path) -> None:
+def test_cli_api_and_serve_write_the_same_csv_bytes(server, images: list[Path], tmp_path: Path,
+                                                    monkeypatch) -> None:
     import cv2
+
+    monkeypatch.delenv("UNETPP_DEFAULT_RUNTIME", raising=False)  # the default runtime, as the server runs it
 
     image = images[0]
     with server.client() as c:
         r = c.post("/v1/segment.zip", files=[("file", (image.name, image.read_bytes()))])
     assert r.status_code == 200, r.text
     zf = zipfile.ZipFile(io.BytesIO(r.content))
-    with unetpp.load(threads=2) as model:  # the model and runtime serve opened by default
+    with unetpp.load(threads=2) as model:  # the model and runtime serve opens by default
         _, info = model.predict(cv2.imread(str(image))[:, :, ::-1])
         assert model.identity["protocol"]["depth"] == 3 and info["protocol"]["depth"] == 3
         model.predict_folder([image], tmp_path / "out", progress=False)
