@@ -113,7 +113,7 @@ def test_a_shipped_model_runs_its_shipped_build_on_a_cold_cache(env, tmp_path: P
     assert choice.model.parent == BUILDS and choice.first_pass is not None and choice.first_pass.parent == BUILDS
     assert said == [] and not (tmp_path / "empty-cache" / "fast").exists()  # nothing built, nothing written
     assert choice.describe()["check"]["shipped"] is True
-    # ignoring the shipped builds (UNETPP_SHIPPED_BUILDS=0) is what `make builds` and bench/first_use.py rely on
+    # ignoring the shipped builds (UNETPP_SHIPPED_BUILDS=0) is what `make builds` and bench/speed/first_use.py rely on
     from unetpp.model.shipped_builds import ENV_SHIPPED, find_shipped
 
     env.setenv(ENV_SHIPPED, "0")

@@ -1,6 +1,6 @@
 """First use of `unetpp predict` as a new user meets it: a fresh process, an empty private model cache, one image.
 
-    python bench/first_use.py [--data data/dsb2018] [--repeat 3] [--cold-build] [--second-use]
+    python bench/speed/first_use.py [--data data/dsb2018] [--repeat 3] [--cold-build] [--second-use]
 
 Each run is `python -m unetpp predict ONE.png -o OUT --no-progress` (the first of the guide's val ids unless
 --image), with no runtime override (UNETPP_DEFAULT_RUNTIME removed) and UNETPP_CACHE set to a new empty folder; its
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 GOAL_S, GOAL_GB = 10.0, 1.5
 
@@ -138,7 +138,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
     image = a.image or first_val_image(a.data)
-    command = "python bench/first_use.py " + " ".join(sys.argv[1:])
+    command = "python bench/speed/first_use.py " + " ".join(sys.argv[1:])
     mach = machine()
     rows = measure(image, a.repeat, a.cold_build, a.second_use)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ median nucleus area the instance model finds at the scale `agree` settles on (af
 error = estimated / true median area (either way: max(r, 1/r)). `--factors` compares values of AGREE_FACTOR
 (choose on the selection set and the TNBC choosing patients; the held-out patients are reported only).
 
-    python bench/scale_agreement.py --out bench/results/scale_agreement.json
+    python bench/accuracy/scale_agreement.py --out bench/results/scale_agreement.json
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 mAP, predicted / true nuclei, false positives at IoU 0.5 and phantoms (predicted nuclei with no pixel on any true
 nucleus: outlines on empty background).
 
-    python bench/phantoms.py KEPT.pkl OUT.json
+    python bench/accuracy/phantoms.py KEPT.pkl OUT.json
 """
 
 from __future__ import annotations
