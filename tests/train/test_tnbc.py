@@ -174,3 +174,20 @@ def test_training_reads_tnbc_training_patients_beside_dsb(tiny_stage1, tmp_path)
     assert meta["train_config"]["extra_data"] == "tnbc"
     with pytest.raises(InputError, match="extra training data"):
         train_instance(cfg, root, tmp_path / "run2", ids[:6], progress=False, verbose=False)
+
+
+def test_steps_per_epoch_takes_the_head_of_each_epochs_permutation():
+    from unetpp.train.sampling import EpochBatchSampler, epoch_permutation
+
+    full, short = EpochBatchSampler(50, 4, seed=2), EpochBatchSampler(50, 4, seed=2, max_batches=3)
+    assert len(full) == 12 and len(short) == 3 and len(EpochBatchSampler(10, 4, 2, max_batches=9)) == 2
+    seen = []
+    for epoch in (0, 1):
+        full.set_epoch(epoch), short.set_epoch(epoch)
+        got = [k for batch in short for _, k in batch]
+        assert got == [k for batch in list(full)[:3] for _, k in batch]
+        assert got == epoch_permutation(50, 2, epoch)[:12].tolist()
+        seen.append(set(got))
+    assert seen[0] != seen[1]  # a fresh subset each epoch
+    with pytest.raises(InputError, match="batches per epoch"):
+        EpochBatchSampler(50, 4, seed=2, max_batches=0)

@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "default: off)")
     p.add_argument("--max-crops", type=count(1), default=_D.max_crops,
                    help=f"crops per image per epoch at most (default {_D.max_crops})")
+    p.add_argument("--steps-per-epoch", type=count(1), default=None, metavar="K",
+                   help="end each epoch after K batches, a fresh seeded subset of the crops each epoch (sizes epochs "
+                   "on a slow machine without changing the sampling; default: one pass over the crops)")
     p.add_argument("--deep-supervision", action="store_true",
                    help="a head on each of X0,1..X0,4, losses averaged (UNet++'s training mode; lets predict prune "
                    "the network with --depth); the full-depth head is the one scored")
@@ -140,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         crop_area=args.crop_area, crop_nuclei=args.crop_nuclei, max_crops=args.max_crops,
         deep_supervision=args.deep_supervision, augment_preset=args.augment_preset, selection=args.selection,
         warmup_epochs=args.warmup_epochs, ema=args.ema,
-        extra_data="tnbc" if args.tnbc is not None else None, extra_weight=args.tnbc_weight,
+        steps_per_epoch=args.steps_per_epoch, extra_data="tnbc" if args.tnbc is not None else None,
+        extra_weight=args.tnbc_weight,
     )
     if args.prefetch < 0:
         raise InputError(expected_found("--prefetch", "0 or more batches", args.prefetch))

@@ -273,7 +273,8 @@ def train_instance(
     if bn_recalibrate:
         plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
         recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(bn_recalibrate)])
-    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True)
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True,
+                                max_batches=cfg.steps_per_epoch)
     loader = crop_loader(dataset, sampler, speed.workers, pin=dev.type == "cuda")
     stopped_early = False
     for epoch in range(start_epoch, cfg.epochs):

@@ -47,6 +47,7 @@ class InstanceTrainConfig:
     warmup_epochs: int = 0  # linear rise of the rate over these epochs before the cosine
     ema: float = 0.0  # weight EMA decay per step (0: off); the EMA weights are evaluated and saved
     extra_data: str | None = None  # "tnbc": its training patients' tiles beside the DSB2018 fit ids
+    steps_per_epoch: int | None = None  # None: one pass over the crops; else this many batches of a fresh subset
     extra_weight: float = 1.0  # crops per extra tile = ceil(weight x the DSB2018 rule's count for that tile)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class InstanceTrainConfig:
             ("ema", 0.0 <= self.ema < 1.0, "a decay in [0, 1)", self.ema),
             ("extra_data", self.extra_data in (None, "tnbc"), "None or tnbc", self.extra_data),
             ("extra_weight", self.extra_weight > 0, "a positive weight", self.extra_weight),
+            ("steps_per_epoch", self.steps_per_epoch is None or self.steps_per_epoch >= 1, "None or at least 1",
+             self.steps_per_epoch),
         ]
         for what, ok, expected, found in checks:
             if not ok:
@@ -90,7 +93,8 @@ class InstanceTrainConfig:
 
 
 _ADDED_FIELDS = ("crop_nuclei", "max_crops", "deep_supervision", "augment_preset", "selection", "warmup_epochs",
-                 "ema", "extra_data", "extra_weight")
+                 "ema", "extra_data", "extra_weight",
+                 "steps_per_epoch")
 
 
 def instance_model_config(deep_supervision: bool = False) -> ModelConfig:
