@@ -104,6 +104,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True, help="work folder (predictions, reports)")
     ap.add_argument("--json", type=Path, default=None, help="where the figures go")
     ap.add_argument("--limit", type=int, default=None, help="first N selection ids and TNBC tiles (smoke test)")
+    ap.add_argument("--tnbc-scale", type=float, default=None,
+                    help="also predict the TNBC tiles at this fixed --scale (e.g. the training patients' median "
+                    "scale, 0.68: what a user of 40x H&E can pass), beside the automatic one")
     ap.add_argument("--shipped-only", action="store_true", help="only predict and score the shipped model")
     ap.add_argument("--reuse-shipped", action="store_true", help="keep the shipped model's earlier outputs in OUT")
     a = ap.parse_args()
@@ -132,15 +135,22 @@ def main() -> int:
             sel = predict_and_score(model, [stage1], ["--ids", str(ids_file)], stage1,
                                     a.out / name / "selection")
             tn = predict_and_score(model, tiles, [], a.tnbc, a.out / name / "tnbc")
-        results[name] = (sel, tn)
+        scaled = None
+        if a.tnbc_scale:
+            folder = a.out / name / f"tnbc_scale{a.tnbc_scale:g}"
+            scaled = (predict_and_score_cached(folder) if done and (folder / "eval" / "per_image.csv").is_file()
+                      else predict_and_score(model, tiles, ["--scale", f"{a.tnbc_scale:g}"], a.tnbc, folder))
+        results[name] = (sel, tn, scaled)
     if a.shipped_only:
         return 0
     mods = {r["id"]: r["modality"] for r in results["shipped"][0]}
     fold_sets = folds(sel_ids, mods)
     report = {"candidate": str(a.candidate), "shipped": str(a.shipped), "runtime": "UNETPP_DEFAULT_RUNTIME=fp32",
               "selection_ids": len(sel_ids), "tnbc_tiles": len(tiles), "tnbc_patients": sorted(patients)}
-    for name, (sel, tn) in results.items():
+    for name, (sel, tn, scaled) in results.items():
         report[name] = {"selection": selection_report(sel, fold_sets), "tnbc_heldout": summarise(tn)}
+        if scaled is not None:
+            report[name]["tnbc_heldout_fixed_scale"] = {"scale": a.tnbc_scale, **summarise(scaled)}
     report["gain_selection"] = paired(results["candidate"][0], results["shipped"][0], fold_sets)
     report["gain_tnbc"] = paired(results["candidate"][1], results["shipped"][1], [set(r["id"] for r in
                                                                                     results["shipped"][1])])
@@ -172,6 +182,11 @@ def table(report: dict) -> str:
                  + ", ".join(f"{x:+.4f}" for x in g["map_gain_folds"])
                  + f"; images better / worse: {g['images_better']} / {g['images_worse']}")
     lines.append(f"TNBC held-out mAP gain: {report['gain_tnbc']['map_gain']:+.4f}")
+    for name in ("shipped", "candidate"):
+        f = report[name].get("tnbc_heldout_fixed_scale")
+        if f:
+            lines.append(f"TNBC held-out at --scale {f['scale']:g}, {name}: mAP {f['map']:.4f}, "
+                         f"AP@0.5 {f['ap50']:.4f}, nuclei {f['n_pred']} / {f['n_true']} ({f['count_error']:+.1%})")
     return "\n".join(lines)
 
 
