@@ -39,7 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--instances", type=Path, default=None, metavar="PRED_DIR",
                    help="folder written by `unetpp predict` (<id>_labels.png, <id>_mask.png)")
     g.add_argument("--gt", type=Path, default=None, metavar="DIR",
-                   help="stage1_train, or a folder holding it (default: $UNETPP_DATA, else ./data/dsb2018)")
+                   help="stage1_train, or a folder holding it (default: $UNETPP_DATA, else ./data/dsb2018); or a "
+                   "folder of label maps labels/<id>_label.png (0 background, one id per nucleus; images/<id>.* "
+                   "beside it), e.g. shared/data/tnbc")
     add_output(g, "where per_image.csv, summary.json (and overlays) go (default: PRED_DIR/eval)", required=False,
                type=Path, default=None, metavar="REPORT_DIR")
     g.add_argument("--overlays", action="store_true",

@@ -48,13 +48,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "default: off)")
     p.add_argument("--max-crops", type=count(1), default=_D.max_crops,
                    help=f"crops per image per epoch at most (default {_D.max_crops})")
+    p.add_argument("--steps-per-epoch", type=count(1), default=None, metavar="K",
+                   help="end each epoch after K batches, a fresh seeded subset of the crops each epoch (sizes epochs "
+                   "on a slow machine without changing the sampling; default: one pass over the crops)")
     p.add_argument("--deep-supervision", action="store_true",
                    help="a head on each of X0,1..X0,4, losses averaged (UNet++'s training mode; lets predict prune "
                    "the network with --depth); the full-depth head is the one scored")
-    p.add_argument("--augment-preset", choices=("v1", "v2"), default=_D.augment_preset,
-                   help="appearance augmentation: v1 (the first shipped model's) or v2 (adds dim-nucleus contrast "
-                   f"fields, uneven illumination, defocus, stain-vector jitter and synthetic H&E; default "
+    p.add_argument("--augment-preset", choices=("v1", "v2", "v3"), default=_D.augment_preset,
+                   help="appearance augmentation: v1 (the first shipped model's), v2 (adds dim-nucleus contrast "
+                   "fields, uneven illumination, defocus, stain-vector jitter and synthetic H&E) or v3 (v2 plus "
+                   f"pale, haematoxylin-faded nuclei and local stain gradients on light crops; default "
                    f"{_D.augment_preset})")
+    p.add_argument("--tnbc", type=Path, default=None, metavar="DIR",
+                   help="also train on the TNBC H&E tiles (images/NN_k.jpg, labels/NN_k_label.png) of the training "
+                   "patients in unetpp/data/splits/tnbc_train_patients.txt, at the same nucleus-normalised scale "
+                   "(CC BY 4.0: a model trained with it must credit the dataset, see its SOURCE.md)")
+    p.add_argument("--tnbc-weight", type=float, default=_D.extra_weight, metavar="W",
+                   help="crops per TNBC tile per epoch = ceil(W x what the DSB2018 rule (--crop-area, --crop-nuclei, "
+                   f"--max-crops) gives it) (default {_D.extra_weight:g})")
     p.add_argument("--selection", default=None, metavar="IDS",
                    help="hold out these train ids for model selection ('shipped' = the stratified quarter in "
                    "unetpp/data/splits/selection_ids.txt) instead of the last --holdout")
@@ -132,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         crop_area=args.crop_area, crop_nuclei=args.crop_nuclei, max_crops=args.max_crops,
         deep_supervision=args.deep_supervision, augment_preset=args.augment_preset, selection=args.selection,
         warmup_epochs=args.warmup_epochs, ema=args.ema,
+        steps_per_epoch=args.steps_per_epoch, extra_data="tnbc" if args.tnbc is not None else None,
+        extra_weight=args.tnbc_weight,
     )
     if args.prefetch < 0:
         raise InputError(expected_found("--prefetch", "0 or more batches", args.prefetch))
@@ -145,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         result = train_instance(cfg, find_stage1_train(root), args.out, train_ids, device=args.device,
                                 resume=args.resume, time_limit_s=args.time_limit, progress=not args.no_progress,
                                 command="unetpp " + " ".join(sys.argv[1:]), bn_recalibrate=args.bn_recalibrate,
-                                speed=speed, keep_epochs=args.keep_epochs, cache=args.cache)
+                                speed=speed, keep_epochs=args.keep_epochs, cache=args.cache,
+                                extra_root=args.tnbc)
         folder.finish({"epochs_completed": result["epochs_completed"]})
     state = "stopped at the time limit" if result["stopped_early"] else "done"
     best = result["best_heldout_map"]

@@ -11,12 +11,10 @@ from typing import Any
 import numpy as np
 
 from unetpp.atomic import write_json_atomic, write_text_atomic
-from unetpp.data.prepare import find_stage1_train, sample_image_path
 from unetpp.data.preprocess import name_few, read_bgr
 from unetpp.errors import InputError, expected_found
 from unetpp.eval.instance_io import (
     LABELS_SUFFIX,
-    load_gt_instances,
     prediction_ids,
     read_label_image,
     read_pred_foreground,
@@ -32,6 +30,7 @@ from unetpp.eval.instance_metrics import (
     pixel_scores,
 )
 from unetpp.eval.modality import MODALITIES, modality
+from unetpp.eval.truth import GroundTruth, open_truth
 
 # Called once per image with (id, predicted labels, true labels) so a caller can draw without reading twice.
 ImageHook = Callable[[str, np.ndarray, np.ndarray], None]
@@ -49,7 +48,7 @@ CONVENTIONS = {
 }
 
 
-def select_ids(pred_dir: Path, stage1_train: Path, ids: Sequence[str] | None) -> list[str]:
+def select_ids(pred_dir: Path, truth: GroundTruth, ids: Sequence[str] | None) -> list[str]:
     """The ids to score: those listed (each must have a prediction) or every prediction; each must have GT."""
     have = prediction_ids(pred_dir)
     if ids is None:
@@ -62,9 +61,9 @@ def select_ids(pred_dir: Path, stage1_train: Path, ids: Sequence[str] | None) ->
         if lacking:
             raise InputError(expected_found(f"predictions in {pred_dir}", f"<id>{LABELS_SUFFIX} for every listed id",
                                             f"{len(lacking)} missing: {name_few(lacking)}"))
-    no_gt = [i for i in wanted if not (stage1_train / i / "masks").is_dir()]
+    no_gt = [i for i in wanted if not truth.has(i)]
     if no_gt:
-        raise InputError(expected_found(f"ground truth in {stage1_train}", "<id>/masks/ for every scored id",
+        raise InputError(expected_found(f"ground truth in {truth.root}", f"{truth.expected()} for every scored id",
                                         f"{len(no_gt)} missing: {name_few(no_gt)}"))
     return wanted
 
@@ -87,19 +86,19 @@ def evaluate_instances(
 ) -> dict[str, Any]:
     """Pixel IoU/Dice, DSB2018 mAP, AP@0.5/0.75 and count error over the ids (sorted); no files written.
     `warnings` names 8-bit label images whose ids may have wrapped past 255 (scored, but suspect)."""
-    pred_dir, stage1_train = Path(pred_dir), find_stage1_train(gt)
+    pred_dir, truth = Path(pred_dir), open_truth(gt)
     rows, scores, suspect = [], [], []
-    for id_ in sorted(select_ids(pred_dir, stage1_train, ids)):
+    for id_ in sorted(select_ids(pred_dir, truth, ids)):
         pred = read_label_image(pred_dir / f"{id_}{LABELS_SUFFIX}")
         note = wrapped_ids_note(pred)
         if note:
             suspect.append(f"{id_}{LABELS_SUFFIX}: {note}")
-        true = load_gt_instances(stage1_train, id_)
+        true = truth.labels(id_)
         if pred.shape != true.shape:
             raise InputError(expected_found(f"prediction {id_}{LABELS_SUFFIX}", f"the image's size {true.shape}",
                                             f"size {pred.shape}"))
         row, s = score_image(id_, pred, read_pred_foreground(pred_dir, id_, pred), true)
-        image = sample_image_path(stage1_train, id_)
+        image = truth.image_path(id_)
         row["modality"] = modality(read_bgr(image)) if image.is_file() else None
         rows.append(row)
         scores.append(s)
@@ -118,7 +117,8 @@ def evaluate_instances(
         "n_true": sum(r["n_true"] for r in rows),
         "n_pred": sum(r["n_pred"] for r in rows),
         "pred_dir": str(pred_dir),
-        "gt": str(stage1_train),
+        "gt": str(truth.root),
+        "gt_layout": truth.layout,
         "conventions": CONVENTIONS,
         "by_modality": by_modality(rows, scores),
         "modality_rule": "eval/modality.py: grey and mean < 100 fluorescence, grey and brighter brightfield, "

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from unetpp.atomic import ensure_dir
-from unetpp.data.prepare import find_stage1_train, sample_image_path
 from unetpp.data.preprocess import read_bgr
 from unetpp.eval.instance_eval import evaluate_instances, write_instance_csv, write_instance_summary
 from unetpp.eval.instance_io import prediction_ids
+from unetpp.eval.truth import open_truth
 from unetpp.report.gallery import GalleryItem, write_gallery
 from unetpp.report.overlay import write_overlay
 
@@ -33,7 +33,7 @@ def evaluate_full_resolution(
 ) -> dict[str, Any]:
     """evaluate_instances, then OUT/per_image.csv and OUT/summary.json; with overlays also OUT/overlays/<id>.png
     and OUT/index.html. Returns the report with `outputs` (paths written) added."""
-    stage1_train = find_stage1_train(gt)
+    truth = open_truth(gt)
     prediction_ids(pred_dir)  # a missing PRED_DIR fails here, before the default report folder inside it is made
     out = ensure_dir(out_dir if out_dir is not None else default_report_dir(pred_dir))
     hook = None
@@ -41,10 +41,11 @@ def evaluate_full_resolution(
         overlay_dir = ensure_dir(out / OVERLAY_DIR)
 
         def hook(id_: str, pred: np.ndarray, true: np.ndarray) -> None:
-            image = read_bgr(sample_image_path(stage1_train, id_))
+            path = truth.image_path(id_)
+            image = read_bgr(path) if path.is_file() else np.zeros((*true.shape, 3), np.uint8)
             write_overlay(overlay_dir / f"{id_}.png", image, pred, true)
 
-    report = evaluate_instances(pred_dir, stage1_train, ids, on_image=hook)
+    report = evaluate_instances(pred_dir, truth.root, ids, on_image=hook)
     outputs = {"csv": str(out / CSV_NAME), "summary": str(out / SUMMARY_NAME)}
     if overlays:
         items = [GalleryItem(r["id"], f"{OVERLAY_DIR}/{r['id']}.png", r["width"], r["height"], r["n_pred"],

@@ -32,6 +32,7 @@ from unetpp.data.preprocess import normalize, read_bgr
 from unetpp.errors import InputError, OutputError, expected_found
 from unetpp.eval.instance_io import load_gt_instances
 from unetpp.train.appearance_v2 import AppearanceV2, augment_crop_v2
+from unetpp.train.he_augment import AppearanceV3, augment_crop_v3
 from unetpp.train.instance_targets import BorderParams, instance_targets, median_nucleus_area
 from unetpp.train.modality_augment import ModalityParams, augment_crop
 from unetpp.train.sampling import seed_sequence
@@ -238,7 +239,9 @@ class InstanceCropDataset(Dataset):
         rng = np.random.default_rng(seed_sequence(self.seed, epoch, STREAM_CROP, k))
         i = int(self.owners[k])
         img, tgt = random_crop(self.data.images[i], self.data.targets[i], rng, self.size, self.jitter)
-        if isinstance(self.modality, AppearanceV2):
+        if isinstance(self.modality, AppearanceV3):
+            img, tgt = augment_crop_v3(img, tgt, rng, self.modality)
+        elif isinstance(self.modality, AppearanceV2):
             img, tgt = augment_crop_v2(img, tgt, rng, self.modality)
         elif self.modality is not None:
             img, tgt = augment_crop(img, tgt, rng, self.modality)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -27,11 +28,13 @@ from unetpp.predict.seeds import SeedParams
 from unetpp.train.appearance_v2 import AppearanceV2
 from unetpp.train.device import resolve_device, set_cuda_determinism
 from unetpp.train.ema import WeightEMA
+from unetpp.train.he_augment import AppearanceV3
 from unetpp.train.instance_data import (
     S_MAX,
     S_MIN,
     SCALE_RULE,
     InstanceCropDataset,
+    InstanceData,
     build_instance_data,
     crops_per_image,
     heldout_views,
@@ -43,6 +46,8 @@ from unetpp.train.modality_augment import ModalityParams
 from unetpp.train.prefetch import prefetch
 from unetpp.train.sampling import EpochBatchSampler
 from unetpp.train.state import resume_run, save_state
+from unetpp.train.tnbc import ATTRIBUTION as TNBC_ATTRIBUTION
+from unetpp.train.tnbc import build_tnbc_data, concat_data, split_patients
 from unetpp.train.validate import recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_loss_fg", "train_loss_border", "heldout_loss", "heldout_fg_iou",
@@ -171,6 +176,8 @@ def appearance_params(cfg: InstanceTrainConfig,
                       modality: ModalityParams | None) -> ModalityParams | AppearanceV2 | None:
     if not cfg.augment:
         return None
+    if cfg.augment_preset == "v3":
+        return AppearanceV3()
     if cfg.augment_preset == "v2":
         return AppearanceV2()
     return modality or ModalityParams()
@@ -183,12 +190,28 @@ def fit_and_selection(cfg: InstanceTrainConfig, train_ids: Sequence[str]) -> tup
     return split_holdout(train_ids, cfg.holdout)
 
 
+def with_extra_data(cfg: InstanceTrainConfig, fit: InstanceData, extra_root: Path | None,
+                    border: BorderParams) -> tuple[InstanceData, np.ndarray, list[str]]:
+    """(training samples, crops per sample per epoch, extra ids): the DSB2018 fit images, then with
+    `cfg.extra_data` the TNBC training patients' tiles, each giving ceil(extra_weight x) the crops the DSB2018
+    rule gives it."""
+    crops = crops_per_image(fit, cfg.crop_area, cfg.max_crops, cfg.crop_nuclei)
+    if cfg.extra_data is None:
+        return fit, crops, []
+    if extra_root is None:
+        raise InputError(expected_found("extra training data", f"the folder of {cfg.extra_data}", "no folder"))
+    extra = build_tnbc_data(extra_root, split_patients("train"), cfg.target_area, border)
+    more = crops_per_image(extra, cfg.crop_area, cfg.max_crops, cfg.crop_nuclei)
+    more = np.maximum(np.ceil(cfg.extra_weight * more), 1).astype(np.int64)
+    return concat_data(fit, extra), np.concatenate([crops, more]), list(extra.ids)
+
+
 def train_instance(
     cfg: InstanceTrainConfig, stage1_train: Path, out: Path, train_ids: Sequence[str], device: str = "cpu",
     resume: bool = False, time_limit_s: float | None = None, progress: bool = True, command: str | None = None,
     seed_params: SeedParams | None = None, modality: ModalityParams | None = None, verbose: bool = True,
     bn_recalibrate: int = 0, speed: TrainSpeed | None = None, keep_epochs: bool = False,
-    cache: Path | None = None,
+    cache: Path | None = None, extra_root: Path | None = None,
 ) -> dict[str, Any]:
     """Train; writes out/log.csv, out/best.pt (best held-out mAP), out/latest.pt (each epoch) and out/last.pt.
 
@@ -199,7 +222,8 @@ def train_instance(
     it is not part of the run's identity and may differ on --resume. With `cfg.ema` the weight average is what is
     evaluated, selected and saved (best.pt, latest.pt, and out/epochs/epoch_NNN.pt with `keep_epochs`).
     `cache` is where the rescaled data are kept (default out/instances_cache.npz); runs of the same ids, target
-    area and border parameters can share one (it is checked against them when read).
+    area and border parameters can share one (it is checked against them when read). `extra_root` is the folder of
+    `cfg.extra_data` (TNBC), whose training patients' tiles are trained on beside the fit ids.
     """
     t_start = time.monotonic()
     command = command if command is not None else " ".join(sys.argv)
@@ -218,7 +242,7 @@ def train_instance(
     pre = PreprocessConfig(size=cfg.crop)
     data = build_instance_data(stage1_train, fit_ids + held_ids, cfg.target_area, border,
                                cache=cache or out / CACHE_NAME, progress=progress, replace_stale=cache is None)
-    fit = data.subset(range(len(fit_ids)))
+    fit, crops, extra_ids = with_extra_data(cfg, data.subset(range(len(fit_ids))), extra_root, border)
     views = heldout_views(data.subset(range(len(fit_ids), len(data))), cfg.view_size, pre)
 
     model = init_instance_model(cfg.init, cfg.seed, cfg.deep_supervision).to(dev)
@@ -230,23 +254,27 @@ def train_instance(
     ema = WeightEMA(model, cfg.ema) if cfg.ema else None
     identity = {"train_config": cfg.identity(), "train_ids": fit_ids, "val_ids": held_ids,
                 "seed_params": seeds.to_dict(), "modality": appearance.to_dict() if appearance else None}
+    if extra_ids:
+        identity["extra_ids"] = extra_ids
     log: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, SELECT_ON: -1.0}
     start_epoch = 0
     if resume:
         start_epoch, log, best = resume_run(last_path, identity, model, optimizer, scheduler, ema)
-    meta_base = {"init_source": _init_source(cfg.init)}
+    meta_base: dict[str, Any] = {"init_source": _init_source(cfg.init)}
+    if extra_ids:
+        meta_base.update(extra_ids=extra_ids, data_credit=TNBC_ATTRIBUTION)
     forward = torch.compile(model) if speed.compile else model
 
-    dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, appearance, pre,
-                                  crops=crops_per_image(fit, cfg.crop_area, cfg.max_crops, cfg.crop_nuclei))
+    dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, appearance, pre, crops=crops)
     recal_x = None
     if bn_recalibrate < 0:
         raise InputError(expected_found("BatchNorm recalibration crops", "0 (off) or more", bn_recalibrate))
     if bn_recalibrate:
         plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
         recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(bn_recalibrate)])
-    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True)
+    sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True,
+                                max_batches=cfg.steps_per_epoch)
     loader = crop_loader(dataset, sampler, speed.workers, pin=dev.type == "cuda")
     stopped_early = False
     for epoch in range(start_epoch, cfg.epochs):

@@ -42,10 +42,13 @@ class InstanceTrainConfig:
     crop_nuclei: float | None = None  # with crop_area: one more crop per crop_nuclei nuclei (crowded images)
     max_crops: int = 16
     deep_supervision: bool = False  # heads on X0,1..X0,4, losses averaged (UNet++'s training mode)
-    augment_preset: str = "v1"  # unetpp.train.modality_augment presets: v1 (the shipped model's), v2
+    augment_preset: str = "v1"  # v1 (modality_augment), v2 (appearance_v2), v3 (he_augment: v2 + pale nuclei)
     selection: str | None = None  # None: the last `holdout` train ids; else an ids file (or "shipped") held out
     warmup_epochs: int = 0  # linear rise of the rate over these epochs before the cosine
     ema: float = 0.0  # weight EMA decay per step (0: off); the EMA weights are evaluated and saved
+    extra_data: str | None = None  # "tnbc": its training patients' tiles beside the DSB2018 fit ids
+    steps_per_epoch: int | None = None  # None: one pass over the crops; else this many batches of a fresh subset
+    extra_weight: float = 1.0  # crops per extra tile = ceil(weight x the DSB2018 rule's count for that tile)
 
     def __post_init__(self) -> None:
         checks = [
@@ -62,9 +65,13 @@ class InstanceTrainConfig:
             ("crop_nuclei", self.crop_nuclei is None or self.crop_nuclei > 0, "None or a positive count",
              self.crop_nuclei),
             ("max_crops", self.max_crops >= 1, "at least 1", self.max_crops),
-            ("augment_preset", self.augment_preset in ("v1", "v2"), "v1 or v2", self.augment_preset),
+            ("augment_preset", self.augment_preset in ("v1", "v2", "v3"), "v1, v2 or v3", self.augment_preset),
             ("warmup_epochs", 0 <= self.warmup_epochs < self.epochs, f"0 .. {self.epochs - 1}", self.warmup_epochs),
             ("ema", 0.0 <= self.ema < 1.0, "a decay in [0, 1)", self.ema),
+            ("extra_data", self.extra_data in (None, "tnbc"), "None or tnbc", self.extra_data),
+            ("extra_weight", self.extra_weight > 0, "a positive weight", self.extra_weight),
+            ("steps_per_epoch", self.steps_per_epoch is None or self.steps_per_epoch >= 1, "None or at least 1",
+             self.steps_per_epoch),
         ]
         for what, ok, expected, found in checks:
             if not ok:
@@ -86,7 +93,8 @@ class InstanceTrainConfig:
 
 
 _ADDED_FIELDS = ("crop_nuclei", "max_crops", "deep_supervision", "augment_preset", "selection", "warmup_epochs",
-                 "ema")
+                 "ema", "extra_data", "extra_weight",
+                 "steps_per_epoch")
 
 
 def instance_model_config(deep_supervision: bool = False) -> ModelConfig:
