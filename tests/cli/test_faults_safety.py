@@ -265,6 +265,7 @@ def test_serve_save_never_replaces_a_file(tmp_path: Path) -> None:
     import numpy as np
 
     from unetpp.predict.image import PredictOptions, output_paths
+    from unetpp.predict.table import NucleusTable
     from unetpp.serve.service import ServeSettings, Service
 
     svc = Service(ServeSettings(save_dir=str(tmp_path)))
@@ -273,7 +274,7 @@ def test_serve_save_never_replaces_a_file(tmp_path: Path) -> None:
     taken["mask"].write_bytes(b"someone else's")
     labels = np.zeros((8, 8), np.int32)
     labels[2:5, 2:5] = 1
-    result = {"labels": labels, "mask": labels > 0, "rows": [[1, 9, 3.0, 3.0, 2, 2, 5, 5]], "prob": labels * 1.0}
+    result = {"labels": labels, "mask": labels > 0, "table": NucleusTable.from_labels(labels), "prob": labels * 1.0}
     svc.save("a", np.zeros((8, 8, 3), np.uint8), PredictOptions(), {"result": result})
     assert taken["mask"].read_bytes() == b"someone else's"
     assert len([p for p in tmp_path.iterdir() if p.name.endswith("-a_labels.png")]) == 1

@@ -59,7 +59,8 @@ class PredictWork(BatchWork):
                  previous: dict[str, dict[str, Any]] | None = None, first_pass_runtime: Any = None,
                  outputs_meaning: list[str] | None = None, normalizer: Any = None, logits: bool = True,
                  input_shape: tuple[int, int, int] | None = None, model_meta: dict[str, Any] | None = None,
-                 size_step: int | None = None, protocol: PredictProtocol | None = None) -> None:
+                 size_step: int | None = None, protocol: PredictProtocol | None = None,
+                 rescale_runtime: Any = None) -> None:
         self.model_meta = model_meta or {}
         self.outputs_meaning = outputs_meaning or ["foreground"]
         # the model's own protocol (resolved once from its metadata); each item's options are applied to it
@@ -71,6 +72,8 @@ class PredictWork(BatchWork):
         self.input_shape = tuple(input_shape or (3, cfg.size, cfg.size))
         self.previous = previous or {}
         self._first_pass = first_pass_runtime  # an inactive runtime copy for the `nuclei` scale rule's first pass
+        # a second session of the model for the scale check's extra passes (predict/agreement.py), activated on use
+        self.rescale_runtime = rescale_runtime
         self._first_pass_lock = threading.Lock()
         # called (item key, units done, units in all) as each item's outputs come back (the API's progress)
         self.unit_progress: Callable[[str, int, int], None] | None = None
@@ -315,14 +318,12 @@ def work_kwargs(runtime: Any, options: PredictOptions) -> dict[str, Any]:
             "outputs_meaning": runtime.outputs, "normalizer": runtime.image_normalizer(),
             "logits": runtime.outputs_are_logits, "input_shape": tuple(runtime.input_shape),
             "model_meta": runtime.metadata or {}, "size_step": getattr(runtime, "size_step", None),
-            "protocol": model_protocol(runtime)}
+            "protocol": model_protocol(runtime),
+            "rescale_runtime": runtime.inactive_copy() if uses_guide_first_pass(runtime, options) else None}
 
 
 def work_for(runtime: Any, options: PredictOptions, out_dir: Path | None = None,
              previous: dict[str, dict[str, Any]] | None = None) -> PredictWork:
     """The work for an active runtime (see work_kwargs), `--mode auto` resolved for its model."""
     options = resolve_mode(options, runtime.metadata)
-    work = PredictWork(options, out_dir=out_dir, previous=previous, **work_kwargs(runtime, options))
-    # a second session of the model for the scale check's extra passes (predict/agreement.py), activated on use
-    work.rescale_runtime = runtime.inactive_copy() if uses_guide_first_pass(runtime, options) else None
-    return work
+    return PredictWork(options, out_dir=out_dir, previous=previous, **work_kwargs(runtime, options))
