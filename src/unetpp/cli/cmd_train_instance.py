@@ -89,6 +89,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "training crops (eval-mode scores swing while the rate is high; 0 = off, the default; may change "
                    "on --resume: it does not change the weights' trajectory)")
     p.add_argument("--no-augment", action="store_true", help="no geometric or modality augmentation")
+    _add_speed_options(p)
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="also save each epoch's (averaged) weights as OUT/epochs/epoch_NNN.pt, for selection later")
+    p.add_argument("--resume", action="store_true", help="continue OUT/last.pt (same options required)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="stop cleanly after the epoch that crosses S seconds (state saved; --resume continues)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N train ids (smoke tests)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines are still printed)")
+    return p
+
+
+def _add_speed_options(p: argparse.ArgumentParser) -> None:
+    """Where and how fast: device, threads, crop workers, bf16, the data cache, memory layout, compile."""
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (default cpu)")
     p.add_argument("--threads", type=count(1), default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--prefetch", type=int, default=2, metavar="N",
@@ -106,14 +119,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="keep NCHW tensors (channels-last is faster with oneDNN on the CPU and is the default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward (+~10%% crops/s on "
                    "this CPU after a ~1-2 minute compile at each start)")
-    p.add_argument("--keep-epochs", action="store_true",
-                   help="also save each epoch's (averaged) weights as OUT/epochs/epoch_NNN.pt, for selection later")
-    p.add_argument("--resume", action="store_true", help="continue OUT/last.pt (same options required)")
-    p.add_argument("--time-limit", type=float, default=None, metavar="S",
-                   help="stop cleanly after the epoch that crosses S seconds (state saved; --resume continues)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N train ids (smoke tests)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines are still printed)")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from unetpp.atomic import ensure_dir, file_sha256, write_text_atomic
 from unetpp.config import PreprocessConfig
 from unetpp.data.selection import resolve_selection
-from unetpp.errors import InputError, OutputError, expected_found
+from unetpp.errors import InputError, expected_found
 from unetpp.model.checkpoint import save_checkpoint, shipped_checkpoint
 from unetpp.predict.seeds import SeedParams
 from unetpp.train.appearance_v2 import AppearanceV2
@@ -45,7 +45,7 @@ from unetpp.train.instance_targets import OUTPUTS, BorderParams
 from unetpp.train.modality_augment import ModalityParams
 from unetpp.train.prefetch import prefetch
 from unetpp.train.sampling import EpochBatchSampler
-from unetpp.train.state import resume_run, save_state
+from unetpp.train.state import refuse_to_overwrite, resume_run, save_state
 from unetpp.train.tnbc import ATTRIBUTION as TNBC_ATTRIBUTION
 from unetpp.train.tnbc import build_tnbc_data, concat_data, split_patients
 from unetpp.train.validate import recalibrate_bn
@@ -206,6 +206,37 @@ def with_extra_data(cfg: InstanceTrainConfig, fit: InstanceData, extra_root: Pat
     return concat_data(fit, extra), np.concatenate([crops, more]), list(extra.ids)
 
 
+def _identity_and_meta(cfg: InstanceTrainConfig, fit_ids: list[str], held_ids: list[str], seeds: SeedParams,
+                       appearance: Any, extra_ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's identity (what --resume must find unchanged) and what every checkpoint's meta carries beside the
+    epoch's figures (where it started from; with TNBC, its tiles and the credit CC BY 4.0 asks for)."""
+    identity = {"train_config": cfg.identity(), "train_ids": fit_ids, "val_ids": held_ids,
+                "seed_params": seeds.to_dict(), "modality": appearance.to_dict() if appearance else None}
+    meta_base: dict[str, Any] = {"init_source": _init_source(cfg.init)}
+    if extra_ids:
+        identity["extra_ids"] = extra_ids
+        meta_base.update(extra_ids=extra_ids, data_credit=TNBC_ATTRIBUTION)
+    return identity, meta_base
+
+
+def _recalibration_crops(fit: Any, cfg: InstanceTrainConfig, pre: PreprocessConfig, n: int) -> torch.Tensor | None:
+    """N fixed un-augmented fit crops to re-estimate BatchNorm statistics over (None for 0: off)."""
+    if n < 0:
+        raise InputError(expected_found("BatchNorm recalibration crops", "0 (off) or more", n))
+    if not n:
+        return None
+    plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
+    return torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(n)])
+
+
+def _epoch_line(row: dict[str, Any], epochs: int, is_best: bool) -> str:
+    """The line printed after each epoch: losses, held-out scores, time."""
+    return (f"epoch {row['epoch']}/{epochs}  lr {row['lr']:.3g}  loss {row['train_loss']:.4f} (fg "
+            f"{row['train_loss_fg']:.4f}, border {row['train_loss_border']:.4f})  held-out fg IoU "
+            f"{row['heldout_fg_iou']:.4f} border IoU {row['heldout_border_iou']:.4f} AP50 {row['heldout_ap50']:.4f} "
+            f"mAP {row['heldout_map']:.4f}  {row['epoch_time_s']:.1f}s{'  *best' if is_best else ''}")
+
+
 def train_instance(
     cfg: InstanceTrainConfig, stage1_train: Path, out: Path, train_ids: Sequence[str], device: str = "cpu",
     resume: bool = False, time_limit_s: float | None = None, progress: bool = True, command: str | None = None,
@@ -235,9 +266,7 @@ def train_instance(
     appearance = appearance_params(cfg, modality)
     out = ensure_dir(out)
     last_path, best_path, latest_path, log_path = out / "last.pt", out / "best.pt", out / "latest.pt", out / "log.csv"
-    if not resume and last_path.exists():
-        raise OutputError(expected_found(f"output folder {out}", "no previous run", f"a run's state at {last_path}",
-                                         "Pass --resume to continue it, or choose another --out."))
+    refuse_to_overwrite(out, last_path, resume)
     fit_ids, held_ids = fit_and_selection(cfg, train_ids)
     pre = PreprocessConfig(size=cfg.crop)
     data = build_instance_data(stage1_train, fit_ids + held_ids, cfg.target_area, border,
@@ -246,33 +275,21 @@ def train_instance(
     views = heldout_views(data.subset(range(len(fit_ids), len(data))), cfg.view_size, pre)
 
     model = init_instance_model(cfg.init, cfg.seed, cfg.deep_supervision).to(dev)
-    if speed.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last) if speed.channels_last else model
     criterion = ChannelBCEDice(cfg.border_weight)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(cfg, optimizer)
     ema = WeightEMA(model, cfg.ema) if cfg.ema else None
-    identity = {"train_config": cfg.identity(), "train_ids": fit_ids, "val_ids": held_ids,
-                "seed_params": seeds.to_dict(), "modality": appearance.to_dict() if appearance else None}
-    if extra_ids:
-        identity["extra_ids"] = extra_ids
+    identity, meta_base = _identity_and_meta(cfg, fit_ids, held_ids, seeds, appearance, extra_ids)
     log: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, SELECT_ON: -1.0}
     start_epoch = 0
     if resume:
         start_epoch, log, best = resume_run(last_path, identity, model, optimizer, scheduler, ema)
-    meta_base: dict[str, Any] = {"init_source": _init_source(cfg.init)}
-    if extra_ids:
-        meta_base.update(extra_ids=extra_ids, data_credit=TNBC_ATTRIBUTION)
     forward = torch.compile(model) if speed.compile else model
 
     dataset = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, appearance, pre, crops=crops)
-    recal_x = None
-    if bn_recalibrate < 0:
-        raise InputError(expected_found("BatchNorm recalibration crops", "0 (off) or more", bn_recalibrate))
-    if bn_recalibrate:
-        plain = InstanceCropDataset(fit, cfg.seed, cfg.crop, cfg.jitter, None, pre)
-        recal_x = torch.stack([plain[(RECAL_EPOCH, i % len(plain))][0] for i in range(bn_recalibrate)])
+    recal_x = _recalibration_crops(fit, cfg, pre, bn_recalibrate)
     sampler = EpochBatchSampler(len(dataset), cfg.batch_size, cfg.seed, drop_last=True,
                                 max_batches=cfg.steps_per_epoch)
     loader = crop_loader(dataset, sampler, speed.workers, pin=dev.type == "cuda")
@@ -310,10 +327,7 @@ def train_instance(
         save_state(last_path, epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
                    scheduler=scheduler.state_dict(), best=best, log=log, command=command, **identity, **extra)
         if verbose:
-            print(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {loss:.4f} (fg {loss_fg:.4f}, border "
-                  f"{loss_b:.4f})  held-out fg IoU {row['heldout_fg_iou']:.4f} border IoU "
-                  f"{row['heldout_border_iou']:.4f} AP50 {row['heldout_ap50']:.4f} mAP {row['heldout_map']:.4f}"
-                  f"  {row['epoch_time_s']:.1f}s{'  *best' if is_best else ''}", flush=True)
+            print(_epoch_line(row, cfg.epochs, is_best), flush=True)
         if time_limit_s is not None and time.monotonic() - t_start >= time_limit_s and epoch + 1 < cfg.epochs:
             stopped_early = True
             break

@@ -17,13 +17,12 @@ from tqdm import tqdm
 
 from unetpp.atomic import ensure_dir, write_text_atomic
 from unetpp.config import ModelConfig, PreprocessConfig, TrainConfig
-from unetpp.errors import OutputError, expected_found
 from unetpp.model.checkpoint import save_checkpoint
 from unetpp.model.network import build_model
 from unetpp.train.dataset import AugmentedDataset, EpochBatchSampler, load_split, stack_split
 from unetpp.train.device import resolve_device, set_cuda_determinism
 from unetpp.train.losses import get_loss, supervised_loss
-from unetpp.train.state import resume_run, save_state
+from unetpp.train.state import refuse_to_overwrite, resume_run, save_state
 from unetpp.train.validate import evaluate, recalibrate_bn
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_iou_upstream", "val_loss", "val_iou_guide", "val_iou_upstream",
@@ -83,6 +82,24 @@ def _run_identity(cfg: TrainConfig, model_config: ModelConfig, train_ids: Sequen
             "train_ids": list(train_ids), "val_ids": list(val_ids)}
 
 
+def _summary(out: Path, cfg: TrainConfig, log: list[dict[str, Any]], best: dict[str, Any], stopped_early: bool,
+             device: str, amp: bool, t_start: float) -> dict[str, Any]:
+    """What train() returns: the epochs done, the best epoch and its scores, the last row, the device, the time."""
+    return {
+        "out": str(out),
+        "epochs_completed": log[-1]["epoch"] if log else 0,
+        "epochs": cfg.epochs,
+        "stopped_early": stopped_early,
+        "best_epoch": best["epoch"],
+        "best_val_iou_guide": best["val_iou_guide"] if best["epoch"] else None,
+        "best_val_iou_upstream": best["val_iou_upstream"],
+        "last": log[-1] if log else None,
+        "device": device,
+        "amp": amp,
+        "wall_s": round(time.monotonic() - t_start, 3),
+    }
+
+
 def train(
     cfg: TrainConfig,
     data: Path,
@@ -116,9 +133,7 @@ def train(
         set_cuda_determinism(deterministic)
     out = ensure_dir(out)
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.csv"
-    if not resume and last_path.exists():
-        raise OutputError(expected_found(f"output folder {out}", "no previous run", f"a run's state at {last_path}",
-                                         "Pass --resume to continue it, or choose another --out."))
+    refuse_to_overwrite(out, last_path, resume)
     pre = PreprocessConfig()
     train_data, val_data = load_split(data, train_ids), load_split(data, val_ids)
     val_x, val_y = (t.to(dev) for t in stack_split(val_data, pre))
@@ -176,16 +191,4 @@ def train(
         if time_limit_s is not None and time.monotonic() - t_start >= time_limit_s and epoch + 1 < cfg.epochs:
             stopped_early = True
             break
-    return {
-        "out": str(out),
-        "epochs_completed": log[-1]["epoch"] if log else 0,
-        "epochs": cfg.epochs,
-        "stopped_early": stopped_early,
-        "best_epoch": best["epoch"],
-        "best_val_iou_guide": best["val_iou_guide"] if best["epoch"] else None,
-        "best_val_iou_upstream": best["val_iou_upstream"],
-        "last": log[-1] if log else None,
-        "device": str(dev),
-        "amp": use_amp,
-        "wall_s": round(time.monotonic() - t_start, 3),
-    }
+    return _summary(out, cfg, log, best, stopped_early, str(dev), use_amp, t_start)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from unetpp.atomic import atomic_path
-from unetpp.errors import CheckpointError, expected_found
+from unetpp.errors import CheckpointError, OutputError, expected_found
 
 STATE_FORMAT = "unetpp-train-state"
 STATE_VERSION = 1
@@ -42,6 +42,13 @@ def restore_rng(state: dict[str, Any]) -> None:
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
+
+
+def refuse_to_overwrite(out: Path, last_path: Path, resume: bool) -> None:
+    """A fresh run never starts over a previous run's state: --resume continues it, or another folder is chosen."""
+    if not resume and last_path.exists():
+        raise OutputError(expected_found(f"output folder {out}", "no previous run", f"a run's state at {last_path}",
+                                         "Pass --resume to continue it, or choose another --out."))
 
 
 def save_state(path: str | Path, **fields: Any) -> Path:
