@@ -18,8 +18,10 @@ TIMINGS = re.compile(rb'"timings":\{[^}]*\}')
 @pytest.mark.slow
 def test_ray_serve_two_replicas_answer_like_the_local_server(server: Server, images: list[Path],
                                                             tmp_path: Path) -> None:
+    # the default runtime, as the local server runs it (not the suite's fp32 override)
     srv = start_server(["--engine", "ray", "--replicas", "2", "--num-cpus-per-replica", "1", "--token", TOKEN],
-                       tmp_path / "ray_serve.log", cwd=tmp_path, token=TOKEN, wait_s=300)
+                       tmp_path / "ray_serve.log", cwd=tmp_path, token=TOKEN, wait_s=300,
+                       env={"UNETPP_DEFAULT_RUNTIME": None})
     try:
         def ask(s: Server, p: Path) -> bytes:
             with s.client() as c:
