@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from unetpp.core.driver import DriverSettings, run_pipeline
 from unetpp.errors import InputError, expected_found
 from unetpp.predict.image import PredictOptions
 from unetpp.predict.imageio import check_finite, to_bgr, to_uint8
 from unetpp.predict.protocol import applied_line
-from unetpp.predict.work import PredictItem, PredictWork, model_protocol, work_for
+from unetpp.predict.single import predict_arrays
+from unetpp.predict.work import model_protocol
 from unetpp.runtimes import Runtime
 
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -97,9 +97,6 @@ class Model:
                 "preprocess": self.runtime.preprocess.to_dict(), "input_shape": list(self.runtime.input_shape),
                 "protocol": model_protocol(self.runtime).apply(self.options).to_dict()}
 
-    def _work(self, options: PredictOptions, out_dir: Path | None = None) -> PredictWork:
-        return work_for(self.runtime, options, out_dir)
-
     def predict_many(self, images: Sequence[np.ndarray], channel_order: str = "rgb",
                      progress: Callable[[float], None] | None = None, cancel: threading.Event | None = None,
                      **options: Any) -> list[tuple[np.ndarray, dict[str, Any]]]:
@@ -109,19 +106,13 @@ class Model:
         1.0 at the end); setting `cancel` from another thread stops the run before its next runtime call and
         raises unetpp.errors.Cancelled."""
         opts = _options(self.options, options)
-        items = [PredictItem(f"image{i}", image=as_bgr(img, channel_order, opts.bit16)) for i, img in
-                 enumerate(images)]
-        work = self._work(opts)
-        tracker = _Progress(len(items), progress) if progress is not None else None
-        if tracker is not None:
-            work.unit_progress = tracker.units
-        result = run_pipeline(items, work, self.runtime,
-                              DriverSettings(batch_size=opts.batch, warmup=0, resume=False, cancel=cancel,
-                                             progress=tracker.items if tracker else None))
-        if result.failures:
-            raise InputError(result.failures[0]["error"])
+        bgr = [as_bgr(img, channel_order, opts.bit16) for img in images]
+        tracker = _Progress(len(bgr), progress) if progress is not None else None
+        records = predict_arrays(bgr, self.runtime, opts, cancel=cancel,
+                                 unit_progress=tracker.units if tracker else None,
+                                 item_progress=tracker.items if tracker else None)
         out = []
-        for rec in result.records:
+        for rec in records:
             res = rec.pop("result")
             out.append((res["labels"], {"nuclei": rec["nuclei"], "table": res["table"], "prob": res["prob"],
                                         "maps": res["maps"], "mask": res["mask"], "meta": res["meta"],
