@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` (main job) and `make test` (tests). Both set up .venv first.
-# `make test-published` holds each shipped model to its published figure on DSB2018 (minutes; CI runs it too).
+# `make test-published` holds each shipped model to its published figure on DSB2018 and runs the int8 rebuild tests
+# (minutes; CI runs it too).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -23,12 +24,13 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
 
-# The published figures of the shipped models on the real data take minutes: `make test-published` (CI runs both).
+# The published figures of the shipped models on the real data, and the tests that rebuild int8 models, take
+# minutes: `make test-published` (CI runs both).
 test: lint
-	$(PY) -m pytest -q -m "not published"
+	$(PY) -m pytest -q -m "not published and not heavy"
 
 test-published: setup
-	$(PY) -m pytest -q -m published
+	$(PY) -m pytest -q -m "published or heavy"
 
 # The shipped models' verified int8 builds (src/unetpp/weights/builds/, with their check records and a manifest of
 # SHA-256s), made from the committed checkpoints as a first use would make them: rerun whenever a checkpoint changes.

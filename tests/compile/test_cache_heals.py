@@ -25,6 +25,8 @@ from unetpp.compile import fast
 
 needs_openvino = pytest.mark.skipif(not fast.openvino_available(),
                                     reason="openvino/nncf not installed: pip install 'unetpp[openvino]'")
+# each test rebuilds and re-checks an int8 model (~5 minutes in all on 2 cores): `make test-published` runs them
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture()
