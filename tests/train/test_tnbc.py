@@ -4,6 +4,7 @@ invariants, and a tiny training run that reads both."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -26,9 +27,11 @@ from unetpp.train.tnbc import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-# ../shared/data/tnbc beside the checkout (the lead's /work/main or a worktree one level deeper)
-SHARED_TNBC = next((p for p in (REPO.parent / "shared" / "data" / "tnbc", REPO.parents[1] / "shared" / "data" / "tnbc")
-                    if p.is_dir()), REPO.parent / "shared" / "data" / "tnbc")
+# the TNBC copy: $UNETPP_TNBC, ./data/tnbc (a link .ci/run makes), or ../shared/data/tnbc beside the checkout
+SHARED_TNBC = next((Path(p) for p in (os.environ.get("UNETPP_TNBC"), REPO / "data" / "tnbc",
+                                      REPO.parent / "shared" / "data" / "tnbc",
+                                      REPO.parents[1] / "shared" / "data" / "tnbc") if p and Path(p).is_dir()),
+                   REPO / "data" / "tnbc")
 PINK, PURPLE = (200, 170, 235), (150, 60, 90)  # BGR: eosin background, haematoxylin nuclei
 
 
@@ -66,7 +69,7 @@ def test_split_is_by_patient_and_covers_the_eleven():
         split_patients("val")
 
 
-@pytest.mark.skipif(not (SHARED_TNBC / "images").is_dir(), reason="shared TNBC copy not present")
+@pytest.mark.skipif(not (SHARED_TNBC / "images").is_dir(), reason="no TNBC copy: set UNETPP_TNBC to its folder (.ci/run links ./data/tnbc)")
 def test_split_matches_the_shared_copy():
     tiles = tnbc_tiles(SHARED_TNBC)
     assert len(tiles) == 50
