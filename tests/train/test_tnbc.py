@@ -69,7 +69,8 @@ def test_split_is_by_patient_and_covers_the_eleven():
         split_patients("val")
 
 
-@pytest.mark.skipif(not (SHARED_TNBC / "images").is_dir(), reason="no TNBC copy: set UNETPP_TNBC to its folder (.ci/run links ./data/tnbc)")
+@pytest.mark.skipif(not (SHARED_TNBC / "images").is_dir(),
+                    reason="no TNBC copy: set UNETPP_TNBC to its folder (.ci/run links ./data/tnbc)")
 def test_split_matches_the_shared_copy():
     tiles = tnbc_tiles(SHARED_TNBC)
     assert len(tiles) == 50
