@@ -151,3 +151,22 @@ def test_the_current_setting_is_rated_beside_the_choice() -> None:
     same = tune.choose(scores, k=1, current=SeedParams(**{**BASE.to_dict(), "min_mean_fg": 0.8}))
     assert same["current"]["rating"] == pytest.approx(2.25 / 3) and same["better"] is False  # 1.0 vs 1.0
     assert "current" not in tune.choose(scores, k=1, current=SeedParams())  # not on the grid
+
+
+def test_phantoms_on_one_image_do_not_make_up_for_misses_on_another() -> None:
+    # image A: one true nucleus and one phantom (min_mean_fg 0: 2 predicted, 1 true); image B: the same maps with a
+    # second true nucleus where nothing is predicted (1 predicted at 0.8, 2 true). Pooled, the counts cancel at
+    # min_mean_fg 0 (3 predicted, 3 true); per image they miss by 1 + 1 = 2 of 3 true nuclei.
+    a = _kept()
+    truth_b = a.truth.copy()
+    truth_b[_disc(truth_b.shape, 12, 36, 4)] = 2
+    b = tune.Kept("b", a.maps.copy(), 1.0, truth_b, "fluorescence", {})
+    b.maps[0][_disc(truth_b.shape, 35, 35, 5)] = 0.05  # no phantom on B
+    scores = tune.grid_scores([a, b], {"min_mean_fg": [0.0, 0.8]}, BASE)
+    np.testing.assert_array_equal(scores.n_pred[:, 0], [2, 1])  # A: nucleus + phantom, then the nucleus alone
+    np.testing.assert_array_equal(scores.n_pred[:, 1], [1, 1])
+    at0, at8 = tune.summary(scores, 0), tune.summary(scores, 1)
+    assert at0["count_error"] == 0.0 and at0["count_miss"] == pytest.approx(2 / 3)
+    assert at8["count_error"] == pytest.approx(-1 / 3) and at8["count_miss"] == pytest.approx(1 / 3)
+    assert at0["objective"] == pytest.approx(at0["map"] - 0.25 * 2 / 3)
+    assert at8["objective"] == pytest.approx(at8["map"] - 0.25 / 3)
