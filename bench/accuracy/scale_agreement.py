@@ -1,8 +1,9 @@
 """Scale error before and after the instance model's own check (predict/scale.py `agree`), on the selection set and
 on TNBC (held-out patients reported apart from the choosing ones); val is never used.
 
-For each image: the true median nucleus area (the annotation), the guide's first-pass estimate (before), and the
-median nucleus area the instance model finds at the scale `agree` settles on (after), all through
+For each image: the true median nucleus area (the annotation), the guide's first-pass estimate (before), and two
+estimates after: the area the kept scale implies (the rule's target area / scale^2: what the scale decision
+assumes) and the median nucleus area the instance model finds at the scale `agree` settles on, all through
 `unetpp.load().predict_many` (the default runtime and pipeline, every pass recorded in the image's meta). Scale
 error = estimated / true median area (either way: max(r, 1/r)). `--factors` compares values of AGREE_FACTOR
 (choose on the selection set and the TNBC choosing patients; the held-out patients are reported only).
@@ -13,6 +14,7 @@ error = estimated / true median area (either way: max(r, 1/r)). `--factors` comp
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +31,10 @@ from unetpp.data.selection import shipped_selection_path
 from unetpp.predict import scale as scale_rules
 from unetpp.predict.imageio import read_image
 
-TNBC = Path("/work/shared/data/tnbc")
+ROOT = Path(__file__).resolve().parents[2]
+# the TNBC copy: $UNETPP_TNBC, ./data/tnbc (the link .ci/run makes) or ../shared/data/tnbc beside the checkout
+TNBC = next((Path(p) for p in (os.environ.get("UNETPP_TNBC"), ROOT / "data" / "tnbc", ROOT.parent / "shared" / "data"
+             / "tnbc") if p and (Path(p) / "images").is_dir()), Path("data/tnbc"))
 TNBC_CHOOSE = ("01", "03", "05", "07", "09", "11")  # patients for choosing; the others are reported only
 SHARES = (1.25, 1.5, 2.0)
 
@@ -54,8 +59,10 @@ def measure(model, key: str, img: np.ndarray, truth: np.ndarray) -> dict:
     meta = info["meta"]
     passes = meta.get("scale_passes") or [scale_rules.Pass.of(meta["scale"], np.bincount(labels.ravel())[1:])
                                            .to_dict()]
+    target = scale_rules.nuclei_target(info["protocol"]["scale_rule"])
     return {"id": key, "true": median_area(truth), "guide": meta.get("first_pass_median_area"),
-            "first_found": passes[0]["median_area"], "after": median_area(labels), "passes": passes,
+            "first_found": passes[0]["median_area"], "after": median_area(labels),
+            "implied": target / meta["scale"] ** 2, "passes": passes,
             "kept": meta.get("scale_kept", 0), "scale": meta["scale"]}
 
 
@@ -93,7 +100,7 @@ def main() -> None:
             per = {name: [measure(model, i, img, gt) for i, img, gt in items] for name, items in sets.items()}
             result["rules"][f"factor {f:g}"] = {
                 name: {"before": distribution(rows, "guide"), "first_found": distribution(rows, "first_found"),
-                       "after": distribution(rows, "after"),
+                       "after": distribution(rows, "after"), "implied": distribution(rows, "implied"),
                        "extra_passes": int(sum(len(r["passes"]) - 1 for r in rows)), "rows": rows}
                 for name, rows in per.items()}
             write_json_atomic(args.out, result)
@@ -108,14 +115,14 @@ def markdown(result: dict) -> str:
              f"Runtime {result['runtime']}; {result['seconds']} s. Scale error = estimated / annotated median "
              "nucleus area, either way. Before: the guide's first pass (squeeze or windows). After: the median the "
              "instance model finds at the scale `predict/scale.py agree` keeps.", "",
-             "| rule | set | images | extra passes | before: within 1.25x / 1.5x / 2x | after: within 1.25x / 1.5x / "
-             "2x | worst after |", "|---|---|---:|---:|---|---|---|"]
+             "| rule | set | images | extra passes | before: within 1.25x / 1.5x / 2x | after, implied by the kept "
+             "scale | after, found at the kept scale | worst after (implied) |", "|---|---|---:|---:|---|---|---|---|"]
     for rule, sets in result["rules"].items():
         for name, d in sets.items():
-            b, a = d["before"], d["after"]
+            b, a, i = d["before"], d["after"], d["implied"]
             fmt = lambda x: " / ".join(f"{x[f'within_{s:g}x']:.0%}" for s in SHARES)  # noqa: E731
-            lines.append(f"| {rule} | {name} | {a['n']} | {d['extra_passes']} | {fmt(b)} | {fmt(a)} | "
-                         f"{', '.join(f'{e}x {i[:8]}' for e, i in a['worst'][:3])} |")
+            lines.append(f"| {rule} | {name} | {a['n']} | {d['extra_passes']} | {fmt(b)} | {fmt(i)} | {fmt(a)} | "
+                         f"{', '.join(f'{e}x {k[:8]}' for e, k in i['worst'][:3])} |")
     return "\n".join(lines) + "\n"
 
 

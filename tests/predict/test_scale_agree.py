@@ -98,7 +98,33 @@ def test_a_pass_that_finds_nothing_climbs_down_the_ladder_then_corrects() -> Non
 
 
 def test_nuclei_that_look_too_small_do_not_scale_up() -> None:
-    # 60 px at the input (2.5x below the target): fragments of nuclei far too large look like this; no pass
+    # 60 px at the input (2.5x below the target): fragments of nuclei far too large look like this; no correction
+    # upwards, and at scale 1 or below no fragment check either
     first = Pass(2.0, 40, 15.0)
     assert corrected_scale(first, 150.0) is None
-    assert agree(first, _never, 150.0) == (0, [first])
+    small = Pass(0.8, 40, 94.0)  # 60 px at the input
+    assert agree(small, _never, 150.0) == (0, [small])
+
+
+def test_an_enlarged_image_showing_pieces_of_nuclei_is_run_smaller() -> None:
+    # at 2.0 the model finds 15 px pieces (60 px at the input: looks close enough); the check pass at 1.0 finds
+    # nuclei of 600 px (40x larger in the image's pixels: pieces, not nuclei), 600 px at the input too (4x the
+    # target) -> one correction to sqrt(150 / 600) = 0.5, which agrees and is kept; the pieces' pass is not
+    asked = []
+
+    def segment_at(s: float) -> Pass:
+        asked.append(s)
+        return Pass(s, 10, 600.0)
+
+    best, passes = agree(Pass(2.0, 40, 15.0), segment_at, 150.0)
+    assert asked == [1.0, pytest.approx(0.5)] and best == 2 and len(passes) == 3
+
+
+def test_whole_nuclei_pass_the_fragment_check_and_the_first_pass_stays() -> None:
+    # the check at 1.0 finds nuclei 1.33x larger in the image's pixels (< FRAGMENT_RATIO 2.5): whole nuclei
+    first = Pass(2.0, 40, 15.0)
+    best, passes = agree(first, lambda s: Pass(s, 30, 20.0), 150.0)
+    assert best == 0 and passes == [first, Pass(1.0, 30, 20.0)]
+    # a check that finds too few nuclei says nothing either
+    best, passes = agree(first, lambda s: Pass(s, 2, 900.0), 150.0)
+    assert best == 0 and len(passes) == 2

@@ -5,8 +5,9 @@ estimate's scale has been post-processed. For a model with a border channel whos
 it measures that pass's nuclei at the model's input; only where they are off from the model's training median by
 more than scale.AGREE_FACTOR does it segment the image again, synchronously, at the corrected scale (the work's own
 window plan, tiles, blending and post-processing, on a second session of the model), up to scale.MAX_PASSES
-passes, and keeps the pass closest to the target. Every pass is recorded in the image's meta (`scale_passes`,
-`scale_kept`; predict_summary.json); `scale` becomes the kept pass's.
+passes, and keeps the pass closest to the target; where that pass enlarged the image, a check pass at half its
+scale tells whether it saw pieces of nuclei (scale.agree, `_fragment_check`). Every pass is recorded in the
+image's meta (`scale_passes`, `scale_kept`; predict_summary.json); `scale` becomes the kept pass's.
 """
 
 from __future__ import annotations
