@@ -9,7 +9,10 @@ maps as annotated. A candidate checkpoint is scored with the shipped model's pos
 (its metadata copied over into an evaluation copy), so the comparison is of the weights alone.
 
     python bench/tnbc_compare.py --candidate /work/state/tnbc_run/run/best.pt --out /work/state/tnbc_run/eval \
-        --json bench/results/instance_training_tnbc.json
+        --json bench/results/instance_training_tnbc.json [--val]
+
+With --val the 134 val ids are predicted and scored too, per modality, for the README's rows with and without TNBC
+(reporting only). Objective = mAP - 0.25 x count miss (per image, as unetpp.tune).
 """
 
 from __future__ import annotations
@@ -67,8 +70,10 @@ def summarise(rows: list[dict]) -> dict:
         return {}
     n_pred, n_true = sum(r["n_pred"] for r in rows), sum(r["n_true"] for r in rows)
     m, err = float(np.mean([r["ap"] for r in rows])), n_pred / max(n_true, 1) - 1.0
+    miss = sum(abs(r["n_pred"] - r["n_true"]) for r in rows) / max(n_true, 1)  # unetpp.tune's count term
     return {"images": len(rows), "map": m, "ap50": float(np.mean([r["ap_50"] for r in rows])),
-            "n_pred": n_pred, "n_true": n_true, "count_error": err, "objective": m - COUNT_WEIGHT * abs(err)}
+            "n_pred": n_pred, "n_true": n_true, "count_error": err, "count_miss": miss,
+            "objective": m - COUNT_WEIGHT * miss}
 
 
 def folds(ids: list[str], mods: dict[str, str]) -> list[set[str]]:
@@ -109,6 +114,8 @@ def main() -> int:
                     "scale, 0.68: what a user of 40x H&E can pass), beside the automatic one")
     ap.add_argument("--shipped-only", action="store_true", help="only predict and score the shipped model")
     ap.add_argument("--reuse-shipped", action="store_true", help="keep the shipped model's earlier outputs in OUT")
+    ap.add_argument("--val", action="store_true", help="also predict and score the val ids (reporting only: per "
+                    "modality with and without the candidate's training data; nothing is chosen on them)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     a.tnbc = a.tnbc or str(Path(a.data).parent / "tnbc")
@@ -118,8 +125,10 @@ def main() -> int:
     sel_ids = [s.strip() for s in (SPLITS / "selection_ids.txt").read_text().splitlines() if s.strip()]
     patients = {s.strip() for s in (SPLITS / "tnbc_choose_patients.txt").read_text().splitlines() if s.strip()}
     tiles = sorted(str(p) for p in (Path(a.tnbc) / "images").iterdir() if p.name[:2] in patients)
-    ids_file = SPLITS / "selection_ids.txt"
+    ids_file, val_file = SPLITS / "selection_ids.txt", SPLITS / "val_ids.txt"
     if a.limit:
+        val_file = a.out / "val_ids_limit.txt"
+        val_file.write_text("\n".join(val_file_ids(a.limit)) + "\n")
         sel_ids, tiles = sel_ids[:a.limit], tiles[:a.limit]
         ids_file = a.out / "selection_ids_limit.txt"
         ids_file.write_text("\n".join(sel_ids) + "\n")
@@ -140,15 +149,24 @@ def main() -> int:
             folder = a.out / name / f"tnbc_scale{a.tnbc_scale:g}"
             scaled = (predict_and_score_cached(folder) if done and (folder / "eval" / "per_image.csv").is_file()
                       else predict_and_score(model, tiles, ["--scale", f"{a.tnbc_scale:g}"], a.tnbc, folder))
-        results[name] = (sel, tn, scaled)
+        val = None
+        if a.val:
+            val_done = done and (a.out / name / "val" / "eval" / "per_image.csv").is_file()
+            val = (predict_and_score_cached(a.out / name / "val") if val_done else
+                   predict_and_score(model, [stage1], ["--ids", str(val_file)], stage1,
+                                     a.out / name / "val"))
+        results[name] = (sel, tn, scaled, val)
     if a.shipped_only:
         return 0
     mods = {r["id"]: r["modality"] for r in results["shipped"][0]}
     fold_sets = folds(sel_ids, mods)
     report = {"candidate": str(a.candidate), "shipped": str(a.shipped), "runtime": "UNETPP_DEFAULT_RUNTIME=fp32",
               "selection_ids": len(sel_ids), "tnbc_tiles": len(tiles), "tnbc_patients": sorted(patients)}
-    for name, (sel, tn, scaled) in results.items():
+    for name, (sel, tn, scaled, val) in results.items():
         report[name] = {"selection": selection_report(sel, fold_sets), "tnbc_heldout": summarise(tn)}
+        if val is not None:
+            report[name]["val"] = {"all": summarise(val), "modality": {
+                m: summarise([r for r in val if r["modality"] == m]) for m in MODALITIES}}
         if scaled is not None:
             report[name]["tnbc_heldout_fixed_scale"] = {"scale": a.tnbc_scale, **summarise(scaled)}
     report["gain_selection"] = paired(results["candidate"][0], results["shipped"][0], fold_sets)
@@ -159,6 +177,10 @@ def main() -> int:
         a.json.write_text(text + "\n")
     print(table(report))
     return 0
+
+
+def val_file_ids(limit: int) -> list[str]:
+    return [s.strip() for s in (SPLITS / "val_ids.txt").read_text().splitlines() if s.strip()][:limit]
 
 
 def predict_and_score_cached(out: Path) -> list[dict]:
@@ -177,6 +199,12 @@ def table(report: dict) -> str:
         lines.append(f"| {name} | {s['all']['map']:.4f} ({min(fm):.3f}–{max(fm):.3f}) | {s['all']['objective']:.4f} "
                      f"| {s['all']['count_error']:+.1%} | {mods} | {t['map']:.4f} | {t['ap50']:.4f} | "
                      f"{t['n_pred']} / {t['n_true']} ({t['count_error']:+.1%}) |")
+    for name in ("shipped", "candidate"):
+        v = report[name].get("val")
+        if v:
+            mods = " / ".join(f"{v['modality'][m].get('map', float('nan')):.4f}" for m in MODALITIES)
+            lines.append(f"\nval (reporting only), {name}: mAP {v['all']['map']:.4f}, count "
+                         f"{v['all']['count_error']:+.1%}; fluorescence / bright-field / stained {mods}")
     g = report["gain_selection"]
     lines.append(f"\nselection mAP gain (candidate - shipped): {g['map_gain']:+.4f}, per fold "
                  + ", ".join(f"{x:+.4f}" for x in g["map_gain_folds"])
