@@ -2,7 +2,7 @@
 any training image: mosaics of 256x256 val fields (bench/accuracy/scale_estimate.py `mosaic`), 2000 and 5000 px a
 side, through `unetpp.load().predict` with its defaults (the default runtime). Val fields only report here.
 
-    python bench/accuracy/scale_mosaic.py --data data/dsb2018 [--sides 2000,5000]
+    python -m bench.accuracy.scale_mosaic --data data/dsb2018 [--sides 2000,5000]
 
 Per mosaic: the true median nucleus area (nuclei wholly inside a field), the first pass's estimate, every pass of
 the check (scale, nuclei, median area), the area the kept scale implies (target / scale^2) and the median the model
@@ -13,7 +13,6 @@ bench/results/scale_mosaic.{json,md}.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -21,13 +20,11 @@ import cv2
 import numpy as np
 
 import unetpp
+from bench.accuracy.scale_estimate import mosaic
 from unetpp.atomic import write_json_atomic, write_text_atomic
 from unetpp.bench.provenance import provenance, repo_root
 from unetpp.data.paths import read_ids
 from unetpp.predict import scale as scale_rules
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale_estimate import mosaic  # noqa: E402
 
 ROOT = repo_root(__file__)
 
@@ -76,7 +73,7 @@ def main() -> int:
     result = {**provenance(), "runtime": runtime, "mosaics": rows}
     write_json_atomic(args.out.with_suffix(".json"), result)
     lines = [f"# The scale decision on mosaics larger than any training image ({result['date']})", "",
-             f"`{result.get('command', 'python bench/accuracy/scale_mosaic.py')}`; runtime {short(runtime)}. Error = "
+             f"`{result.get('command', 'python -m bench.accuracy.scale_mosaic')}`; runtime {short(runtime)}. Error = "
              "estimate / true median nucleus area, either way (1.0 exact).", "",
              "| mosaic | true median | first pass | passes (scale: nuclei, median area) | kept scale | implied "
              "(error) | found there (error) | nuclei found | seconds |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]

@@ -1,0 +1,1 @@
+"""Accuracy benchmarks: scripts run from the checkout (python bench/accuracy/X.py or python -m bench.accuracy.X)."""
