@@ -102,10 +102,10 @@ def main() -> None:
 def _row(name: str, r: dict) -> str:
     a, spread = r["all"], r["fold_spread"]
     mods = " / ".join(f"{r['modality'][m]['map']:.3f}" if m in r["modality"] else "-" for m in MODALITIES)
-    miss = f", miss {a['count_miss']:.1%}" if "count_miss" in a else ""
     return (f"| {name} | {a['objective']:.4f} ({spread['objective'][0]:.3f}–{spread['objective'][1]:.3f}) | "
             f"{a['map']:.4f} ({spread['map'][0]:.3f}–{spread['map'][1]:.3f}) | {a['ap50']:.4f} | "
-            f"{a['n_pred']} / {a['n_true']} ({a['count_error']:+.1%}{miss}) | {a['false_positives_iou50']} | {mods} |")
+            f"{a['n_pred']} / {a['n_true']} ({a['count_error']:+.1%}, miss {a['count_miss']:.1%}) | "
+            f"{a['false_positives_iou50']} | {mods} |")
 
 
 def markdown(result: dict) -> str:

@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from unetpp.eval.modality import MODALITIES
+from unetpp.tune import COUNT_WEIGHT, stratified_folds
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "unetpp" / "weights" / "nested_unet_instance.pt"
 SPLITS = ROOT / "src" / "unetpp" / "data" / "splits"
-MODALITIES = ("fluorescence", "brightfield", "stained")
-FOLDS, COUNT_WEIGHT = 4, 0.25
 COPIED_META = ("seed_params", "default_depth")
 
 
@@ -77,11 +78,9 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def folds(ids: list[str], mods: dict[str, str]) -> list[set[str]]:
-    out: list[set[str]] = [set() for _ in range(FOLDS)]
-    for m in MODALITIES:
-        for k, id_ in enumerate(i for i in ids if mods.get(i) == m):
-            out[k % FOLDS].add(id_)
-    return out
+    """bench/instance_select.py's folds (unetpp.tune.stratified_folds) as sets of ids."""
+    masks = stratified_folds(ids, [mods[i] for i in ids])
+    return [{i for i, inside in zip(ids, m) if inside} for m in masks]
 
 
 def selection_report(rows: list[dict], fold_sets: list[set[str]]) -> dict:

@@ -13,6 +13,7 @@ bench/results/scale_mosaic.{json,md}.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 import unetpp
+from bench.accuracy.scale_agreement import error, median_area
 from bench.accuracy.scale_estimate import mosaic
 from unetpp.atomic import write_json_atomic, write_text_atomic
 from unetpp.bench.provenance import provenance, repo_root
@@ -27,10 +29,6 @@ from unetpp.data.paths import read_ids
 from unetpp.predict import scale as scale_rules
 
 ROOT = repo_root(__file__)
-
-
-def error(est: float | None, true: float) -> float | None:
-    return None if not est else round(max(est / true, true / est), 3)
 
 
 def short(runtime: dict | None) -> str:
@@ -58,16 +56,14 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             meta = info["meta"]
             target = scale_rules.nuclei_target(info["protocol"]["scale_rule"])
-            found = np.bincount(labels.ravel())[1:]
-            found = found[found > 0]
-            implied = target / meta["scale"] ** 2
+            implied, found = target / meta["scale"] ** 2, median_area(labels)
+            errors = {key: round(e, 3) if math.isfinite(e := error(est, true)) else None
+                      for key, est in (("error_first_pass", meta.get("first_pass_median_area")),
+                                       ("error_implied", implied), ("error_found", found))}
             rows.append({"side": side, "true_median_area": true, "true_nuclei_whole_in_fields": int(areas.size),
                          "first_pass": meta.get("first_pass_median_area"), "passes": meta.get("scale_passes"),
                          "kept": meta.get("scale_kept", 0), "scale": meta["scale"], "implied": implied,
-                         "found_median": float(np.median(found)) if found.size else None, "nuclei": int(found.size),
-                         "error_first_pass": error(meta.get("first_pass_median_area"), true),
-                         "error_implied": error(implied, true),
-                         "error_found": error(float(np.median(found)) if found.size else None, true),
+                         "found_median": found, "nuclei": int(info["nuclei"]), **errors,
                          "seconds": round(seconds, 1)})
             print(rows[-1], flush=True)
     result = {**provenance(), "runtime": runtime, "mosaics": rows}

@@ -16,7 +16,7 @@ image, about 0.09 for a 1024x1024 one. The rules (`--scale`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,7 +202,7 @@ def _correct(passes: list[Pass], segment_at: Callable[[float], Pass], target: fl
         passes.append(segment_at(s))
 
 
-def _closest(passes: list[Pass], target: float, among: Any) -> int:
+def _closest(passes: list[Pass], target: float, among: Iterable[int]) -> int:
     """Of the passes `among` with at least MIN_AGREE_NUCLEI nuclei, the one closest to the target (else the
     first of `among`)."""
     among = list(among)
