@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` (main job) and `make test` (tests). Both set up .venv first.
 # `make test-published` holds each shipped model to its published figure on DSB2018 and runs the int8 rebuild tests
-# (minutes; CI runs it too).
+# and the Ray cluster tests (minutes; CI runs it too).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -24,13 +24,13 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
 
-# The published figures of the shipped models on the real data, and the tests that rebuild int8 models, take
-# minutes: `make test-published` (CI runs both).
+# The published figures of the shipped models on the real data, the tests that rebuild int8 models and those that
+# start a local Ray cluster or Ray Serve take minutes: `make test-published` (CI runs both).
 test: lint
-	$(PY) -m pytest -q -m "not published and not heavy"
+	$(PY) -m pytest -q -m "not published and not heavy and not cluster"
 
 test-published: setup
-	$(PY) -m pytest -q -m "published or heavy"
+	$(PY) -m pytest -q -m "published or heavy or cluster"
 
 # The shipped models' verified int8 builds (src/unetpp/weights/builds/, with their check records and a manifest of
 # SHA-256s), made from the committed checkpoints as a first use would make them: rerun whenever a checkpoint changes.

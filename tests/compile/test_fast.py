@@ -289,6 +289,7 @@ def test_a_foreign_output_folder_is_refused_before_the_first_use_build(tmp_path:
 
 
 @needs_openvino
+@pytest.mark.heavy  # builds the int8 guide model twice (17 s): `make test-published`
 def test_the_int8_first_pass_is_built_once_and_the_work_runs_it(env, cache: Path) -> None:
     """compile/first_pass.py: the guide model in int8, cached with its estimates against fp32; a runtime that
     carries it (the default runtime's choice) gives predict's work that model for the nuclei rule's first pass."""

@@ -25,7 +25,7 @@ from unetpp.data.prepare import prepare_dsb2018  # noqa: E402
 from unetpp.data.preprocess import preprocess_folder  # noqa: E402
 from unetpp.infer.run import run_inference  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]  # a local Ray: `make test-published`
 
 N_INPUTS, BATCH = 8, 3  # batches of 3, 3 and 2 (+1 padding row): the padded batch is exercised too
 TWO_WORKERS = RayOptions(num_workers=2, threads=1, progress=False)

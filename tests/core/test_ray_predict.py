@@ -13,7 +13,7 @@ pytest.importorskip("ray", reason="Ray is not installed: pip install 'unetpp[ray
 
 from unetpp.cli.main import main  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]  # a local Ray: `make test-published`
 
 
 def test_predict_engine_ray_matches_local(ray_session, synthetic_root: Path, onnx_model: Path,

@@ -162,6 +162,7 @@ def _onnx_iou(model: Path, setup: dict) -> float:
     return float(np.mean([_iou(q, g) for q, g in zip(logits, setup["gt"])]))
 
 
+@pytest.mark.heavy  # three int8 builds and checks (13 s): `make test-published`
 def test_guard_on_a_real_int8_build_refuses_passes_and_forces(setup: dict, tmp_path: Path) -> None:
     """The guard measured on an actual int8 (QDQ) build, against an IoU drop computed here; a limit just below
     the drop refuses it (nothing written), just above passes it, and --force writes it with the verdict kept."""

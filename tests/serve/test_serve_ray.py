@@ -16,6 +16,7 @@ TIMINGS = re.compile(rb'"timings":\{[^}]*\}')
 
 
 @pytest.mark.slow
+@pytest.mark.cluster  # Ray Serve: `make test-published`
 def test_ray_serve_two_replicas_answer_like_the_local_server(server: Server, images: list[Path],
                                                             tmp_path: Path) -> None:
     # the default runtime, as the local server runs it (not the suite's fp32 override)

@@ -25,6 +25,9 @@ from unetpp.model.resolve import is_checkpoint
 from unetpp.runtimes import get_runtime, runtime_class
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
+# Seconds each GEMM-probe sample times each library: 1 s, or less when the cells' own timed loops are shorter
+# (--min-seconds): a quick sweep gets a quick yardstick, and a full one the same as before.
+PROBE_SECONDS = 1.0
 
 
 def cell_filename(label: str, bs: int) -> str:
@@ -123,7 +126,7 @@ def _sweep(specs: Sequence[BackendSpec], files: list[Path], out: Path, batch_siz
     out = ensure_dir(out)
     cells_dir = ensure_dir(out / "cells")
     machine = describe_machine()
-    probes = _Probes(threads)
+    probes = _Probes(threads, min(PROBE_SECONDS, min_seconds))
     probes.sample(("cpu", "fp32"))
     models = _Models(Path(model) if model else None, Path(checkpoint) if checkpoint else None, out)
     heads: dict[tuple[int, int], dict[str, Any]] = {}
@@ -199,10 +202,12 @@ def _combine(head: dict[str, Any], rounds: list[dict[str, Any]], probes: _Probes
 
 
 class _Probes:
-    """GEMM yardsticks per (device, dtype), sampled several times; the best sample is the machine's limit."""
+    """GEMM yardsticks per (device, dtype), sampled several times; the best sample is the machine's limit. Each
+    sample times each library for `seconds` (after one warm-up call)."""
 
-    def __init__(self, threads: int | None) -> None:
+    def __init__(self, threads: int | None, seconds: float = 1.0) -> None:
         self.threads = threads
+        self.seconds = seconds
         self.samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def sample(self, key: tuple[str, str], only_if_new: bool = False) -> None:
@@ -210,7 +215,7 @@ class _Probes:
             return
         try:
             s = gemm_gflops(device=key[0], dtype=key[1], threads=self.threads if key[0] == "cpu" else None,
-                            min_seconds=1.0)
+                            min_seconds=self.seconds)
         except Exception as exc:  # noqa: BLE001 - the cells' numbers stand without a yardstick
             s = {"device": key[0], "dtype": key[1], "error": _error(exc)}
         self.samples.setdefault(key, []).append(s)

@@ -35,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "no --model is given")
     add_threads(p, "threads for every backend without its own threads= (and the probe; default: all cores)")
     add_warmup(p, 2, "warm-up calls per cell, excluded")
-    p.add_argument("--min-seconds", type=float, default=2.0, help="measure each cell at least this long (default 2)")
+    p.add_argument("--min-seconds", type=float, default=2.0,
+                   help="measure each cell at least this long (default 2); the GEMM yardstick times each library this "
+                   "long too, at most 1 s")
     p.add_argument("--min-iters", type=count(1), default=10, help="and at least this many calls (default 10)")
     p.add_argument("--repeats", type=count(1), default=1, help="measure the whole sweep this many times, round-robin; "
                    "each cell reports its median round (default 1)")
