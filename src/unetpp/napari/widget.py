@@ -132,6 +132,7 @@ class SegmentNucleiWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=100, value=0)
         self.status = Label(label="nuclei", value="")
+        self.status.native.setWordWrap(True)  # the protocol line wraps instead of widening the dock
         self.table = Table(label="table")
         self.table.read_only = True
         self.export_button = PushButton(text="Export CSV...", enabled=False)
