@@ -130,9 +130,18 @@ def test_calibration_on_val_is_refused(setup: dict, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_openvino_nncf_int8_runs_and_agrees(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "q.xml"
-    report = compile_model(setup["onnx"], "openvino", out, int8=True, calib=setup["calib"], calib_count=2)
+    report = compile_model(setup["onnx"], "openvino", out, int8=True, calib=setup["calib"], calib_count=3)
     assert report["quantization"]["method"] == "nncf.quantize"
     assert "FakeQuantize" in out.read_text()
+    # the model input's quantizer spans exactly the calibration inputs' values: nothing an input holds is clipped
+    import openvino as ov
+
+    x = np.stack([read_input(p) for p in list_inputs(setup["calib"])])  # the 3 calibration inputs
+    fq = next(op for op in ov.Core().read_model(str(out)).get_ordered_ops() if op.get_type_name() == "FakeQuantize"
+              and op.input_value(0).get_node().get_type_name() == "Parameter")
+    ranges = [float(np.ravel(fq.input_value(k).get_node().get_data())[0]) for k in range(1, 5)]
+    assert ranges == pytest.approx([x.min(), x.max(), x.min(), x.max()], rel=1e-6)
+    assert report["quantization"]["input_range"] == pytest.approx([x.min(), x.max()], rel=1e-6)
     with get_runtime("openvino", out) as rt:
         y = rt.infer(setup["xv"])[:, 0]
     assert np.count_nonzero((y > 0.5) != (setup["ref"] > 0.5)) / y.size < MAX_FLIPPED_SHARE

@@ -151,6 +151,7 @@ def _build_ov(source: Path, staged: Path, batch: int | None, int8: bool, samples
     details: dict[str, Any] = {"ir_weights": "fp32"}
     if int8:
         m, details["quantization"] = ov_passes.nncf_quantize(m, samples)
+        details["quantization"].update(ov_passes.cover_input_range(m, samples))
     ov_passes.set_batch(m, batch)
     meta = read_onnx_metadata(source)
     if meta is not None:  # the source's self-description travels in the IR's rt_info

@@ -1,0 +1,174 @@
+"""int8 OpenVINO builds of the instance model, one quantization setting at a time, against fp32 through predict's
+pipeline (default options, depth 3, the shipped int8 first pass), per kind of image (eval.modality), with the
+phantom nuclei (predicted nuclei with no pixel on any true one). Images: the 138 selection ids (the 36 check images
+of weights/guard among them) and the 8 other bright-field train ids (DSB2018 train holds 11). Every build
+calibrates on the check images' windows, as a first use does. Val is never used.
+
+    python bench/accuracy/int8_variants.py --data data/dsb2018 --out bench/results/int8_variants.json
+
+Variants: `shipped` (weights/builds: NNCF's default activation ranges), `minmax` (every activation's range the
+samples' min of minima / max of maxima), `first_conv_fp32` (the input not quantized), `mixed` (asymmetric
+activations), `input_widened` / `input_asym` (the shipped build with only the model input's quantizer widened to
+the calibration inputs' range, symmetric / asymmetric). About 3 minutes each on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unetpp.atomic import write_json_atomic
+from unetpp.bench.provenance import provenance
+from unetpp.compile import fast, ov_passes
+from unetpp.compile.api import compile_model
+from unetpp.data.paths import read_ids, resolve_data_dir
+from unetpp.data.selection import shipped_selection_path
+from unetpp.eval.instance_metrics import instance_score
+from unetpp.eval.modality import MODALITIES, modality
+from unetpp.model.sources import model_source
+from unetpp.predict.imageio import read_image
+from unetpp.runtimes import get_runtime, open_runtime
+
+VARIANTS = ("shipped", "minmax", "first_conv_fp32", "mixed", "input_widened", "input_asym")
+FIRST_CONV = "/conv0_0/conv1/Conv/WithoutBiases"
+
+
+def nncf_kwargs(name: str) -> dict[str, Any]:
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    return {"minmax": {"advanced_parameters": AdvancedQuantizationParameters(
+                activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)},
+            "first_conv_fp32": {"ignored_scope": nncf.IgnoredScope(names=[FIRST_CONV], validate=False)},
+            "mixed": {"preset": nncf.QuantizationPreset.MIXED}}[name]
+
+
+def build(name: str, src: Path, samples: list[np.ndarray], depth: int | None, folder: Path) -> Path:
+    """The int8 IR with one NNCF setting (ov_passes.nncf_quantize replaced for this build only)."""
+    import nncf
+
+    kwargs = nncf_kwargs(name)
+
+    def quantize(model: Any, items: list[np.ndarray]) -> tuple[Any, dict[str, Any]]:
+        data = nncf.Dataset([s[None].astype(np.float32) for s in items])
+        return nncf.quantize(model, data, subset_size=len(items), **kwargs), {"method": f"nncf.quantize ({name})"}
+
+    kept, ov_passes.nncf_quantize = ov_passes.nncf_quantize, quantize
+    try:
+        out = folder / name / "instance-openvino-int8.xml"
+        compile_model(src, "openvino", out, int8=True, samples=samples, depth=depth)
+        return out
+    finally:
+        ov_passes.nncf_quantize = kept
+
+
+def edit_input_quantizer(model: Path, out: Path, low: float, high: float, asymmetric: bool) -> Path:
+    """A copy of an int8 IR whose input FakeQuantize covers [low, high] (symmetric: +/- the larger side)."""
+    import openvino as ov
+    from openvino import opset13
+
+    m = ov.Core().read_model(str(model))
+    fq = next(op for op in m.get_ordered_ops() if op.get_type_name() == "FakeQuantize"
+              and op.input_value(0).get_node().get_type_name() == "Parameter")
+    levels = fq.get_levels()
+    if asymmetric:
+        lo, hi = low, high
+    else:
+        scale = max(-low, high * (levels / 2) / (levels / 2 - 1))
+        lo, hi = -scale, scale * (levels / 2 - 1) / (levels / 2)
+    for k, v in zip(range(1, 5), (lo, hi, lo, hi)):
+        shape = fq.input_value(k).get_node().get_data().shape
+        fq.input(k).replace_source_output(opset13.constant(np.full(shape, v, np.float32)).output(0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(m, str(out), compress_to_fp16=False)
+    return out
+
+
+def score(labels: dict[str, np.ndarray], pictures: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    rows = {}
+    for id_, img, truth in pictures:
+        lab = labels[id_]
+        ids = np.unique(lab)
+        ids = ids[ids > 0]
+        phantoms = sum(1 for k in ids if not (truth[lab == k] > 0).any())
+        rows[id_] = {"ap": float(instance_score(lab, truth).ap), "nuclei": int(ids.size),
+                     "true": int(np.unique(truth).size - 1), "phantoms": phantoms, "modality": modality(img)}
+    return rows
+
+
+def summary(rows: dict[str, Any], reference: dict[str, Any], sets: dict[str, list[str]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for set_name, ids in sets.items():
+        drops = np.array([reference[i]["ap"] - rows[i]["ap"] for i in ids])
+        s: dict[str, Any] = {"images": len(ids), "map": float(np.mean([rows[i]["ap"] for i in ids])),
+                             "drop": float(drops.mean()), "drop_se": float(drops.std(ddof=1) / np.sqrt(drops.size)),
+                             "count_miss": sum(abs(rows[i]["nuclei"] - rows[i]["true"]) for i in ids)
+                             / max(1, sum(rows[i]["true"] for i in ids))}
+        for m in MODALITIES:
+            sub = [rows[i] for i in ids if rows[i]["modality"] == m]
+            if sub:
+                s[m] = {"images": len(sub), "map": float(np.mean([r["ap"] for r in sub])),
+                        "phantoms": sum(r["phantoms"] for r in sub), "nuclei": sum(r["nuclei"] for r in sub)}
+        out[set_name] = s
+    return out
+
+
+def load(train: Path, id_: str) -> tuple[str, np.ndarray, np.ndarray]:
+    img = read_image(next((train / id_ / "images").glob("*.png")))[0]
+    truth = None
+    for k, p in enumerate(sorted((train / id_ / "masks").glob("*.png")), 1):
+        m = read_image(p)[0]
+        m = m[..., 0] if m.ndim == 3 else m
+        truth = np.zeros(m.shape, np.int32) if truth is None else truth
+        truth[m > 0] = k
+    return id_, img, truth
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=None, help="DSB2018 root (default: $UNETPP_DATA or ./data/dsb2018)")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args()
+    train = resolve_data_dir(a.data) / "stage1_train"
+    selection = read_ids(shipped_selection_path())
+    pictures = [load(train, i) for i in selection]
+    bright = [i for i in read_ids(train.parent / "train_ids.txt") if i not in selection
+              and modality(read_image(next((train / i / "images").glob("*.png")))[0]) == "brightfield"]
+    pictures += [load(train, i) for i in bright]
+    check_ids = [i for i, _, _ in fast.guard_set()]
+    sets = {"check": check_ids, "selection": selection,
+            "brightfield": [i for i, img, _ in pictures if modality(img) == "brightfield"]}
+    src = model_source("instance")
+    shipped = fast.choose_runtime("instance")
+    with open_runtime(src, fast.REFERENCE, depth=shipped.depth) as fp32:
+        reference = score(fast.predict_labels([(i, p) for i, p, _ in pictures], fp32), pictures)
+        samples = fast.calibration_windows([(i, p) for i, p, _ in pictures if i in check_ids], fp32)
+    low, high = min(float(s.min()) for s in samples), max(float(s.max()) for s in samples)
+    results = {"fp32": summary(reference, reference, sets)}
+    rows = {"fp32": reference}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.variants.split(","):
+            if name == "shipped":
+                model = shipped.model
+            elif name.startswith("input_"):
+                model = edit_input_quantizer(shipped.model, Path(tmp) / name / "m.xml", low, high,
+                                             asymmetric=name == "input_asym")
+            else:
+                model = build(name, src, samples, shipped.depth, Path(tmp))
+            with get_runtime("openvino", model) as rt:
+                rt.first_pass_model = shipped.first_pass
+                rows[name] = score(fast.predict_labels([(i, p) for i, p, _ in pictures], rt), pictures)
+            results[name] = summary(rows[name], reference, sets)
+            print(name, {k: round(v["map"], 4) for k, v in results[name].items()}, flush=True)
+    write_json_atomic(a.out, {**provenance(), "depth": shipped.depth, "calibration_input_range": [low, high],
+                              "sets": {k: len(v) for k, v in sets.items()}, "summary": results, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
