@@ -19,9 +19,10 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(n
 for k in $(seq "$ROUNDS"); do
   for v in old new; do
     la=$(cut -d' ' -f1 /proc/loadavg)
-    if [ $v = old ]; then run old "$WORK/old/src" "$WORK/cache_old" "$WORK/out_$v"
-    else run new "$ROOT/src" "$WORK/cache_new" "$WORK/out_$v"; fi
-    "$PY" -c "import json;d=json.load(open('$WORK/out_$v/predict_summary.json'));print('$v', $k, \
+    out="$WORK/out_${v}_$k"  # a fresh folder each round: nothing to resume
+    if [ $v = old ]; then run old "$WORK/old/src" "$WORK/cache_old" "$out"
+    else run new "$ROOT/src" "$WORK/cache_new" "$out"; fi
+    "$PY" -c "import json;d=json.load(open('$out/predict_summary.json'));print('$v', $k, \
 round(d['images_per_s'], 3), round(d['timing']['throughput_compute'], 3), 'load', $la)"
   done
 done
