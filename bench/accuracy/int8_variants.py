@@ -6,10 +6,13 @@ calibrates on the check images' windows, as a first use does. Val is never used.
 
     python bench/accuracy/int8_variants.py --data data/dsb2018 --out bench/results/int8_variants.json
 
-Variants: `shipped` (weights/builds: NNCF's default activation ranges), `minmax` (every activation's range the
-samples' min of minima / max of maxima), `first_conv_fp32` (the input not quantized), `mixed` (asymmetric
-activations), `input_widened` / `input_asym` (the shipped build with only the model input's quantizer widened to
-the calibration inputs' range, symmetric / asymmetric). About 3 minutes each on 2 cores.
+Variants: `shipped` (weights/builds: since 27ff261 the model input's quantizer spans the calibration inputs' exact
+range, ov_passes.cover_input_range), `nncf_ranges` (NNCF's own ranges everywhere: the build before), `minmax`
+(every activation's range the samples' min of minima / max of maxima), `first_conv_fp32` (the input not
+quantized), `mixed` (asymmetric activations), `input_widened` (`nncf_ranges` with only the input's range widened
+to the calibration inputs', symmetric). The NNCF variants are built without cover_input_range. About 3 minutes
+each on 2 cores. In bench/results/int8_variants.json (run before 27ff261) `shipped` is the build before
+(= `nncf_ranges`) and `input_asym` the build that ships now.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from unetpp.model.sources import model_source
 from unetpp.predict.imageio import read_image
 from unetpp.runtimes import get_runtime, open_runtime
 
-VARIANTS = ("shipped", "minmax", "first_conv_fp32", "mixed", "input_widened", "input_asym")
+VARIANTS = ("shipped", "nncf_ranges", "minmax", "first_conv_fp32", "mixed", "input_widened")
 FIRST_CONV = "/conv0_0/conv1/Conv/WithoutBiases"
 
 
@@ -42,14 +45,16 @@ def nncf_kwargs(name: str) -> dict[str, Any]:
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    return {"minmax": {"advanced_parameters": AdvancedQuantizationParameters(
+    return {"nncf_ranges": {},
+            "minmax": {"advanced_parameters": AdvancedQuantizationParameters(
                 activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)},
             "first_conv_fp32": {"ignored_scope": nncf.IgnoredScope(names=[FIRST_CONV], validate=False)},
             "mixed": {"preset": nncf.QuantizationPreset.MIXED}}[name]
 
 
 def build(name: str, src: Path, samples: list[np.ndarray], depth: int | None, folder: Path) -> Path:
-    """The int8 IR with one NNCF setting (ov_passes.nncf_quantize replaced for this build only)."""
+    """The int8 IR with one NNCF setting and the input range as NNCF sets it (ov_passes.nncf_quantize and
+    cover_input_range replaced for this build only)."""
     import nncf
 
     kwargs = nncf_kwargs(name)
@@ -58,30 +63,27 @@ def build(name: str, src: Path, samples: list[np.ndarray], depth: int | None, fo
         data = nncf.Dataset([s[None].astype(np.float32) for s in items])
         return nncf.quantize(model, data, subset_size=len(items), **kwargs), {"method": f"nncf.quantize ({name})"}
 
-    kept, ov_passes.nncf_quantize = ov_passes.nncf_quantize, quantize
+    kept = ov_passes.nncf_quantize, ov_passes.cover_input_range
+    ov_passes.nncf_quantize, ov_passes.cover_input_range = quantize, lambda model, items: {}
     try:
         out = folder / name / "instance-openvino-int8.xml"
         compile_model(src, "openvino", out, int8=True, samples=samples, depth=depth)
         return out
     finally:
-        ov_passes.nncf_quantize = kept
+        ov_passes.nncf_quantize, ov_passes.cover_input_range = kept
 
 
-def edit_input_quantizer(model: Path, out: Path, low: float, high: float, asymmetric: bool) -> Path:
-    """A copy of an int8 IR whose input FakeQuantize covers [low, high] (symmetric: +/- the larger side)."""
+def widen_input_quantizer(model: Path, out: Path, low: float, high: float) -> Path:
+    """A copy of an int8 IR whose input FakeQuantize is widened symmetrically to cover [low, high]."""
     import openvino as ov
     from openvino import opset13
 
     m = ov.Core().read_model(str(model))
     fq = next(op for op in m.get_ordered_ops() if op.get_type_name() == "FakeQuantize"
               and op.input_value(0).get_node().get_type_name() == "Parameter")
-    levels = fq.get_levels()
-    if asymmetric:
-        lo, hi = low, high
-    else:
-        scale = max(-low, high * (levels / 2) / (levels / 2 - 1))
-        lo, hi = -scale, scale * (levels / 2 - 1) / (levels / 2)
-    for k, v in zip(range(1, 5), (lo, hi, lo, hi)):
+    half = fq.get_levels() / 2
+    scale = max(-low, high * half / (half - 1))
+    for k, v in zip(range(1, 5), (-scale, scale * (half - 1) / half) * 2):
         shape = fq.input_value(k).get_node().get_data().shape
         fq.input(k).replace_source_output(opset13.constant(np.full(shape, v, np.float32)).output(0))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -156,9 +158,9 @@ def main() -> None:
         for name in a.variants.split(","):
             if name == "shipped":
                 model = shipped.model
-            elif name.startswith("input_"):
-                model = edit_input_quantizer(shipped.model, Path(tmp) / name / "m.xml", low, high,
-                                             asymmetric=name == "input_asym")
+            elif name == "input_widened":
+                model = widen_input_quantizer(build("nncf_ranges", src, samples, shipped.depth, Path(tmp)),
+                                              Path(tmp) / name / "m.xml", low, high)
             else:
                 model = build(name, src, samples, shipped.depth, Path(tmp))
             with get_runtime("openvino", model) as rt:
