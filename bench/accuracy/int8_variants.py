@@ -29,8 +29,10 @@ from unetpp.bench.provenance import provenance
 from unetpp.compile import fast, ov_passes
 from unetpp.compile.api import compile_model
 from unetpp.data.paths import read_ids, resolve_data_dir
+from unetpp.data.prepare import sample_image_path
 from unetpp.data.selection import shipped_selection_path
-from unetpp.eval.instance_metrics import instance_score
+from unetpp.eval.instance_io import load_gt_instances
+from unetpp.eval.instance_metrics import instance_score, phantom_count
 from unetpp.eval.modality import MODALITIES, modality
 from unetpp.model.sources import model_source
 from unetpp.predict.imageio import read_image
@@ -79,8 +81,7 @@ def widen_input_quantizer(model: Path, out: Path, low: float, high: float) -> Pa
     from openvino import opset13
 
     m = ov.Core().read_model(str(model))
-    fq = next(op for op in m.get_ordered_ops() if op.get_type_name() == "FakeQuantize"
-              and op.input_value(0).get_node().get_type_name() == "Parameter")
+    fq = ov_passes.input_quantizer(m)
     half = fq.get_levels() / 2
     scale = max(-low, high * half / (half - 1))
     for k, v in zip(range(1, 5), (-scale, scale * (half - 1) / half) * 2):
@@ -95,11 +96,9 @@ def score(labels: dict[str, np.ndarray], pictures: list[tuple[str, np.ndarray, n
     rows = {}
     for id_, img, truth in pictures:
         lab = labels[id_]
-        ids = np.unique(lab)
-        ids = ids[ids > 0]
-        phantoms = sum(1 for k in ids if not (truth[lab == k] > 0).any())
-        rows[id_] = {"ap": float(instance_score(lab, truth).ap), "nuclei": int(ids.size),
-                     "true": int(np.unique(truth).size - 1), "phantoms": phantoms, "modality": modality(img)}
+        rows[id_] = {"ap": float(instance_score(lab, truth).ap), "nuclei": int(np.unique(lab[lab > 0]).size),
+                     "true": int(np.unique(truth[truth > 0]).size), "phantoms": phantom_count(lab, truth),
+                     "modality": modality(img)}
     return rows
 
 
@@ -121,14 +120,7 @@ def summary(rows: dict[str, Any], reference: dict[str, Any], sets: dict[str, lis
 
 
 def load(train: Path, id_: str) -> tuple[str, np.ndarray, np.ndarray]:
-    img = read_image(next((train / id_ / "images").glob("*.png")))[0]
-    truth = None
-    for k, p in enumerate(sorted((train / id_ / "masks").glob("*.png")), 1):
-        m = read_image(p)[0]
-        m = m[..., 0] if m.ndim == 3 else m
-        truth = np.zeros(m.shape, np.int32) if truth is None else truth
-        truth[m > 0] = k
-    return id_, img, truth
+    return id_, read_image(sample_image_path(train, id_))[0], load_gt_instances(train, id_)
 
 
 def main() -> None:
@@ -141,7 +133,7 @@ def main() -> None:
     selection = read_ids(shipped_selection_path())
     pictures = [load(train, i) for i in selection]
     bright = [i for i in read_ids(train.parent / "train_ids.txt") if i not in selection
-              and modality(read_image(next((train / i / "images").glob("*.png")))[0]) == "brightfield"]
+              and modality(read_image(sample_image_path(train, i))[0]) == "brightfield"]
     pictures += [load(train, i) for i in bright]
     check_ids = [i for i, _, _ in fast.guard_set()]
     sets = {"check": check_ids, "selection": selection,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from unetpp import tune
-from unetpp.eval.instance_metrics import instance_score
+from unetpp.eval.instance_metrics import instance_score, phantom_count
 from unetpp.model.checkpoint import load_checkpoint
 from unetpp.model.sources import SHIPPED_MODELS
 from unetpp.predict.seeds import SeedParams
@@ -27,17 +27,16 @@ CHANGES = [("own", {}), ("min_mean_fg 0", {"min_mean_fg": 0.0}), ("min_mean_fg 0
 
 
 def figures(kept: list, p: SeedParams) -> dict:
-    phantoms = fp = n_pred = n_true = 0
+    n_phantoms = fp = n_pred = n_true = 0
     aps = []
     for k in kept:
         lab = tune.labels_for(k, p)
         sc = instance_score(lab, k.truth)
         aps.append(sc.ap)
         fp, n_pred, n_true = fp + sc.fp[0], n_pred + sc.n_pred, n_true + sc.n_true
-        ids = set(np.unique(lab[lab > 0]).tolist())
-        phantoms += len(ids - set(np.unique(lab[(lab > 0) & (k.truth > 0)]).tolist()))
+        n_phantoms += phantom_count(lab, k.truth)
     return {"map": round(float(np.mean(aps)), 4), "n_pred": n_pred, "n_true": n_true, "fp_iou50": fp,
-            "phantoms_on_background": phantoms}
+            "phantoms_on_background": n_phantoms}
 
 
 def main() -> None:

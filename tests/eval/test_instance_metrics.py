@@ -13,6 +13,7 @@ from unetpp.eval.instance_metrics import (
     iou_matrix,
     joint_histogram,
     mean_precision_at,
+    phantom_count,
     pixel_scores,
     relabel,
 )
@@ -138,3 +139,16 @@ def test_pixel_scores_by_hand():
     iou, dice = pixel_scores(pred, true)
     assert iou == pytest.approx((50 + E) / (150 + E)) and dice == pytest.approx((100 + E) / (200 + E))
     assert pixel_scores(lab() > 0, lab()) == (1.0, 1.0)
+
+
+def test_phantoms_are_predicted_nuclei_touching_no_true_one():
+    true = np.zeros((6, 6), np.int32)
+    true[0:2, 0:2] = 1
+    pred = np.zeros((6, 6), np.int32)
+    pred[0:2, 0:2] = 7  # on a true nucleus
+    pred[1:3, 2:4] = 3  # one corner pixel next to it, none on it: a phantom
+    pred[4:6, 4:6] = 9  # on empty background: a phantom
+    assert phantom_count(pred, true) == 2
+    pred[1, 1:3] = 3  # now one of its pixels lies on the true nucleus
+    assert phantom_count(pred, true) == 1
+    assert phantom_count(np.zeros_like(pred), true) == 0

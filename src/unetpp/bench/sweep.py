@@ -205,7 +205,7 @@ class _Probes:
     """GEMM yardsticks per (device, dtype), sampled several times; the best sample is the machine's limit. Each
     sample times each library for `seconds` (after one warm-up call)."""
 
-    def __init__(self, threads: int | None, seconds: float = 1.0) -> None:
+    def __init__(self, threads: int | None, seconds: float = PROBE_SECONDS) -> None:
         self.threads = threads
         self.seconds = seconds
         self.samples: dict[tuple[str, str], list[dict[str, Any]]] = {}

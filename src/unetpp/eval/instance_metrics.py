@@ -142,6 +142,12 @@ def instance_score(pred: np.ndarray, true: np.ndarray, thresholds: Sequence[floa
     return score_from_iou(iou_matrix(pred, true), thresholds)
 
 
+def phantom_count(pred: np.ndarray, true: np.ndarray) -> int:
+    """Predicted nuclei with no pixel on any true nucleus (outlines on empty background)."""
+    found = set(np.unique(pred[pred > 0]).tolist())
+    return len(found - set(np.unique(pred[(pred > 0) & (true > 0)]).tolist()))
+
+
 def dataset_score(scores: Sequence[InstanceScore]) -> float:
     """Mean of the image scores (the Kaggle leaderboard figure)."""
     if not scores:
