@@ -289,11 +289,13 @@ def test_a_foreign_output_folder_is_refused_before_the_first_use_build(tmp_path:
 
 
 @needs_openvino
-@pytest.mark.heavy  # builds the int8 guide model twice (17 s): `make test-published`
-def test_the_int8_first_pass_is_built_once_and_the_work_runs_it(env, cache: Path) -> None:
+@pytest.mark.heavy  # builds the int8 guide model twice (20 s): `make test-published`
+def test_the_int8_first_pass_is_built_once_runs_and_heals(env, cache: Path) -> None:
     """compile/first_pass.py: the guide model in int8, cached with its estimates against fp32; a runtime that
-    carries it (the default runtime's choice) gives predict's work that model for the nuclei rule's first pass."""
+    carries it (the default runtime's choice) gives predict's work that model for the nuclei rule's first pass.
+    A cached first pass that was damaged (a truncated .bin) is built again with one line saying so."""
     from unetpp.compile.first_pass import first_pass_int8
+    from unetpp.model.cache_entries import damage
     from unetpp.predict.image import PredictOptions
     from unetpp.predict.imageio import read_image
     from unetpp.predict.work import work_for
@@ -311,3 +313,10 @@ def test_the_int8_first_pass_is_built_once_and_the_work_runs_it(env, cache: Path
         assert work_for(rt, PredictOptions())._first_pass.model.name.startswith("nested_unet_dsb2018_96")
         rt.first_pass_model = path
         assert work_for(rt, PredictOptions())._first_pass.model == path
+    bin_ = path.with_suffix(".bin")
+    bin_.write_bytes(bin_.read_bytes()[: bin_.stat().st_size // 2])
+    again, healed = first_pass_int8("openvino", images, said.append)
+    assert again == path and len(said) == 2
+    assert said[1].startswith("the cached int8 first pass") and "bin changed since it was written" in said[1]
+    assert damage(path.parent, healed["files"]) is None
+    assert first_pass_int8("openvino", images, said.append)[0] == path and len(said) == 2  # intact: read
