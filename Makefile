@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+# The tests start hundreds of Python processes (the CLI as users run it); with bytecode cached, each saves about
+# 0.4 s of compiling unetpp's own modules, and pytest keeps its rewritten test modules. A shell that sets
+# PYTHONDONTWRITEBYTECODE would make every one of them compile again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup run test test-published lint builds
 setup: $(STAMP)

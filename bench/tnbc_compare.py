@@ -4,9 +4,9 @@ For each model: `unetpp predict` (the default protocol: the model's own scale ru
 depth; fp32 runtime via UNETPP_DEFAULT_RUNTIME=fp32 so no int8 build is made) and `unetpp evaluate --instances`,
 on (a) the selection set (src/unetpp/data/splits/selection_ids.txt, DSB2018 stage1_train; per modality and on the
 4 stratified folds of bench/instance_select.py: round-robin within a modality in the ids file's order) and (b) the
-TNBC patients held out for choosing (src/unetpp/data/splits/tnbc_choose_patients.txt), scored against their label
-maps as annotated. A candidate checkpoint is scored with the shipped model's post-processing and default depth
-(its metadata copied over into an evaluation copy), so the comparison is of the weights alone.
+TNBC patients held out (src/unetpp/data/splits/tnbc_heldout_patients.txt; reported, never chosen on), scored
+against their label maps as annotated. A candidate checkpoint is scored with the shipped model's post-processing
+and default depth (its metadata copied over into an evaluation copy), so the comparison is of the weights alone.
 
     python bench/tnbc_compare.py --candidate /work/state/tnbc_run/run/best.pt --out /work/state/tnbc_run/eval \
         --json bench/results/instance_training_tnbc.json [--val]
@@ -122,7 +122,7 @@ def main() -> int:
         ap.error("--candidate is required unless --shipped-only")
     cand = None if a.shipped_only else eval_copy(a.candidate, a.shipped, a.out / "candidate_eval.pt")
     sel_ids = [s.strip() for s in (SPLITS / "selection_ids.txt").read_text().splitlines() if s.strip()]
-    patients = {s.strip() for s in (SPLITS / "tnbc_choose_patients.txt").read_text().splitlines() if s.strip()}
+    patients = {s.strip() for s in (SPLITS / "tnbc_heldout_patients.txt").read_text().splitlines() if s.strip()}
     tiles = sorted(str(p) for p in (Path(a.tnbc) / "images").iterdir() if p.name[:2] in patients)
     ids_file, val_file = SPLITS / "selection_ids.txt", SPLITS / "val_ids.txt"
     if a.limit:

@@ -30,12 +30,15 @@ from unetpp.data.paths import read_ids, resolve_data_dir
 from unetpp.data.selection import shipped_selection_path
 from unetpp.predict import scale as scale_rules
 from unetpp.predict.imageio import read_image
+from unetpp.train.tnbc import split_patients
 
 ROOT = Path(__file__).resolve().parents[2]
 # the TNBC copy: $UNETPP_TNBC, ./data/tnbc (the link .ci/run makes) or ../shared/data/tnbc beside the checkout
 TNBC = next((Path(p) for p in (os.environ.get("UNETPP_TNBC"), ROOT / "data" / "tnbc", ROOT.parent / "shared" / "data"
              / "tnbc") if p and (Path(p) / "images").is_dir()), Path("data/tnbc"))
-TNBC_CHOOSE = ("01", "03", "05", "07", "09", "11")  # patients for choosing; the others are reported only
+# The scale constants are chosen on the TNBC training patients (the shipped model never trained on TNBC); the
+# held-out patients (tnbc_heldout_patients.txt) are reported only.
+TNBC_CHOOSE = tuple(split_patients("train"))
 SHARES = (1.25, 1.5, 2.0)
 
 

@@ -61,11 +61,11 @@ def write_tnbc(root: Path, names: list[str], size: int = 64) -> Path:
 
 
 def test_split_is_by_patient_and_covers_the_eleven():
-    train, choose = split_patients("train"), split_patients("choose")
+    train, heldout = split_patients("train"), split_patients("heldout")
     assert train == ["01", "03", "05", "07", "09", "11"]
-    assert choose == ["02", "04", "06", "08", "10"]
-    assert not set(train) & set(choose)
-    with pytest.raises(InputError, match="train or choose"):
+    assert heldout == ["02", "04", "06", "08", "10"]
+    assert not set(train) & set(heldout)
+    with pytest.raises(InputError, match="train or heldout"):
         split_patients("val")
 
 
@@ -75,7 +75,7 @@ def test_split_matches_the_shared_copy():
     tiles = tnbc_tiles(SHARED_TNBC)
     assert len(tiles) == 50
     patients = {name[:2] for name, _, _ in tiles}
-    assert patients == set(split_patients("train")) | set(split_patients("choose"))
+    assert patients == set(split_patients("train")) | set(split_patients("heldout"))
     assert len(tnbc_tiles(SHARED_TNBC, split_patients("train"))) == 7 + 5 + 4 + 3 + 6 + 3
 
 

@@ -3,7 +3,7 @@
 Layout read (the copy described by shared/data/tnbc/SOURCE.md): `images/NN_k.jpg` (RGB, 512x512, 40x) and
 `labels/NN_k_label.png` (16-bit instance map: 0 background, one id per nucleus), NN the patient (slide). Tiles of
 one slide look alike, so the split is by patient, never by tile: `unetpp/data/splits/tnbc_train_patients.txt`
-(trained on) and `tnbc_choose_patients.txt` (held out for choosing and reporting).
+(trained on) and `tnbc_heldout_patients.txt` (held out: never trained on, never used for a choice, reported only).
 
 The annotators left a one-pixel gap of background between touching nuclei, where DSB2018's masks share an edge. So
 that the foreground target does not teach a background line between touching nuclei, a background pixel whose
@@ -31,7 +31,7 @@ from unetpp.train.instance_targets import BorderParams, median_nucleus_area
 
 TILE = re.compile(r"^(\d{2})_(\d+)$")
 ID_PREFIX = "tnbc/"
-SPLITS = {"train": "tnbc_train_patients.txt", "choose": "tnbc_choose_patients.txt"}
+SPLITS = {"train": "tnbc_train_patients.txt", "heldout": "tnbc_heldout_patients.txt"}
 ATTRIBUTION = (
     "Trained in part on TNBC (Naylor P., Lae M., Reyal F., Walter T., \"Segmentation of Nuclei in Histopathology "
     "Images by Deep Regression of the Distance Map\", IEEE Transactions on Medical Imaging 38(2), 2019; Zenodo "
@@ -43,7 +43,7 @@ ATTRIBUTION = (
 
 
 def split_patients(split: str) -> list[str]:
-    """The patients (two-digit slide numbers) of the shipped TNBC split 'train' or 'choose'."""
+    """The patients (two-digit slide numbers) of the shipped TNBC split 'train' or 'heldout'."""
     if split not in SPLITS:
         raise InputError(expected_found("TNBC split", " or ".join(SPLITS), split))
     return read_ids(Path(str(resources.files("unetpp.data").joinpath("splits", SPLITS[split]))))
