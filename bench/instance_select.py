@@ -75,8 +75,10 @@ def main() -> None:
     kept, info = kept_outputs(args.model, ids, resolve_data_dir(), args.cache, **load_args)
     ckpt = Path(SHIPPED_MODELS.get(args.model, args.model))
     from unetpp.model.checkpoint import load_checkpoint
+    from unetpp.model.metadata import predict_facts
 
-    own = SeedParams.from_dict(load_checkpoint(ckpt).meta.get("seed_params") or {})
+    # the setting `unetpp predict` applies: a checkpoint's seed_params only where recorded as chosen (`selection`)
+    own = SeedParams.from_dict(predict_facts(load_checkpoint(ckpt).meta).get("seed_params") or {})
     t0 = time.perf_counter()
     grid = json.loads(args.grid) if args.grid else tune.GRID
     scores = tune.grid_scores(kept, grid, own, workers=args.workers)

@@ -34,7 +34,9 @@ from unetpp.tune import COUNT_WEIGHT, stratified_folds
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "unetpp" / "weights" / "nested_unet_instance.pt"
 SPLITS = ROOT / "src" / "unetpp" / "data" / "splits"
-COPIED_META = ("seed_params", "default_depth")
+# predict applies a checkpoint's seed_params only where its meta records them as chosen (`selection`;
+# unetpp.model.metadata.predict_facts), so both travel together: without `selection` a copy runs SeedParams' defaults.
+COPIED_META = ("seed_params", "selection", "default_depth")
 
 
 def eval_copy(candidate: Path, shipped: Path, out: Path) -> Path:
@@ -47,6 +49,10 @@ def eval_copy(candidate: Path, shipped: Path, out: Path) -> Path:
     meta.update({k: ref.meta[k] for k in COPIED_META if k in ref.meta})
     meta["evaluated_as"] = f"post-processing and default depth of {shipped.name} (bench/tnbc_compare.py)"
     save_checkpoint(out, ck.model, ck.preprocess, meta=meta)
+    from unetpp.model.metadata import predict_facts
+
+    if predict_facts(meta).get("seed_params") != ref.meta.get("seed_params"):
+        raise SystemExit(f"{out}: predict would not apply {shipped.name}'s post-processing (see COPIED_META)")
     return out
 
 
