@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from unetpp.eval.modality import MODALITIES
+from unetpp.train.tnbc import split_patients
 from unetpp.tune import COUNT_WEIGHT, stratified_folds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ def main() -> int:
         ap.error("--candidate is required unless --shipped-only")
     cand = None if a.shipped_only else eval_copy(a.candidate, a.shipped, a.out / "candidate_eval.pt")
     sel_ids = [s.strip() for s in (SPLITS / "selection_ids.txt").read_text().splitlines() if s.strip()]
-    patients = {s.strip() for s in (SPLITS / "tnbc_heldout_patients.txt").read_text().splitlines() if s.strip()}
+    patients = set(split_patients("heldout"))
     tiles = sorted(str(p) for p in (Path(a.tnbc) / "images").iterdir() if p.name[:2] in patients)
     ids_file, val_file = SPLITS / "selection_ids.txt", SPLITS / "val_ids.txt"
     if a.limit:
